@@ -1,0 +1,121 @@
+package classify
+
+import (
+	"strings"
+
+	smithy "github.com/aws/smithy-go"
+)
+
+// Outcome is what a classification decides.
+type Outcome struct {
+	// Code is the modeled error code, for example "ThrottlingException".
+	Code string
+	// Status is the HTTP status the service documents for the failure.
+	Status int
+	// Retryable reports whether the same request may succeed if sent again.
+	Retryable bool
+	// Throttle reports whether the failure is a throttle.
+	Throttle bool
+	// Fault says whose fault the failure is.
+	Fault smithy.ErrorFault
+}
+
+// Rule maps one exception type of one service to an Outcome.
+type Rule struct {
+	// Type is the exception type as it appears on the wire, in the
+	// :exception-type (or :error-code) header, for example
+	// "throttlingException". Lookups ignore case.
+	Type string
+	// Outcome is the classification of this exception.
+	Outcome
+	// New returns a new, empty modeled error (for example
+	// &types.ThrottlingException{}); the exception's JSON payload is decoded
+	// into it and StatusError.Unwrap returns it, so errors.As reaches the
+	// modeled type. Nil for exceptions without a modeled Go type.
+	New func() error
+	// Refine, when set, adjusts the outcome from the decoded modeled error.
+	// Bedrock uses it to count a modelStreamErrorException whose
+	// originalStatusCode is 429 as a throttle.
+	Refine func(modeled error, o *Outcome)
+}
+
+// Table is the classification of one service's stream exceptions.
+type Table struct {
+	// ServiceID is the SDK service ID the table applies to, as reported by
+	// awsmiddleware.GetServiceID (for example "Bedrock Runtime"). Empty for
+	// the generic table that applies to every service.
+	ServiceID string
+	// Source names the documentation the rows come from.
+	Source string
+	// Rules are the table's rows.
+	Rules []Rule
+}
+
+// Classifier looks up rules by service and exception type. A Classifier is
+// immutable after New and safe for concurrent use.
+type Classifier struct {
+	services map[string]map[string]Rule
+	generic  map[string]Rule
+}
+
+// New returns a Classifier over the given tables. Rows of later tables
+// override rows of earlier tables with the same service and type, so
+//
+//	classify.New(append(classify.DefaultTables(), myOverrides)...)
+//
+// keeps the built-in rows and replaces the ones you name. A table with an
+// empty ServiceID extends the generic table, which is consulted for every
+// service after the service's own table.
+func New(tables ...Table) *Classifier {
+	c := &Classifier{services: map[string]map[string]Rule{}, generic: map[string]Rule{}}
+	for _, t := range tables {
+		rows := c.generic
+		if t.ServiceID != "" {
+			rows = c.services[t.ServiceID]
+			if rows == nil {
+				rows = map[string]Rule{}
+				c.services[t.ServiceID] = rows
+			}
+		}
+		for _, r := range t.Rules {
+			rows[strings.ToLower(r.Type)] = r
+		}
+	}
+	return c
+}
+
+// DefaultTables returns new copies of the built-in tables: the generic AWS
+// table first, then one table per supported service.
+func DefaultTables() []Table {
+	return []Table{GenericTable(), BedrockRuntimeTable()}
+}
+
+// Default returns a Classifier over DefaultTables.
+func Default() *Classifier { return New(DefaultTables()...) }
+
+// Rule returns the rule for an exception type (or error code) of a service:
+// the service's own row if it has one, else the generic AWS row.
+func (c *Classifier) Rule(serviceID, exceptionType string) (Rule, bool) {
+	key := strings.ToLower(exceptionType)
+	if r, ok := c.services[serviceID][key]; ok {
+		return r, true
+	}
+	r, ok := c.generic[key]
+	return r, ok
+}
+
+// unknownOutcome is the classification of an exception no table knows.
+// Without a modeled type there is no way to tell whether the request is safe
+// to send again, so it is not retried; the status is the generic 500.
+func unknownOutcome(code string) Outcome {
+	return Outcome{Code: code, Status: 500, Fault: smithy.FaultUnknown}
+}
+
+// exportedCode turns a wire exception type ("throttlingException") into the
+// modeled code ("ThrottlingException").
+func exportedCode(t string) string {
+	if t == "" || t[0] < 'a' || t[0] > 'z' {
+		return t
+	}
+	return string(t[0]-'a'+'A') + t[1:]
+}

@@ -1,0 +1,153 @@
+package middleware
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	smithy "github.com/aws/smithy-go"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/smithyext"
+)
+
+// deserializeMiddleware sits just inside the SDK's
+// OperationEventStreamDeserializer, so it sees each response before the
+// SDK's event reader starts on resp.Body.
+type deserializeMiddleware struct {
+	opts resolved
+}
+
+func (*deserializeMiddleware) ID() string { return DeserializeID }
+
+func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+	out smithymiddleware.DeserializeOutput, md smithymiddleware.Metadata, err error,
+) {
+	out, md, err = next.HandleDeserialize(ctx, in)
+	if err != nil {
+		return out, md, err // HTTP error answers: exactly as without the plugin
+	}
+	resp, ok := out.RawResponse.(*smithyhttp.Response)
+	if !ok || resp.Body == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return out, md, nil
+	}
+
+	info := classify.Stream{
+		Service:   awsmiddleware.GetServiceID(ctx),
+		Operation: awsmiddleware.GetOperationName(ctx),
+		RequestID: resp.Header.Get("X-Amzn-Requestid"),
+	}
+	if info.RequestID == "" {
+		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
+	}
+	body := newStreamBody(ctx, resp.Body, info, &m.opts)
+	if err := body.readAhead(); err != nil {
+		_ = body.Close()
+		return out, md, err
+	}
+	resp.Body = body
+	return out, md, nil
+}
+
+// streamBody is the response body the SDK's event reader sees. It replays
+// the frames read ahead, then passes frames through one at a time, and ends
+// with a *smithyext.StatusError where the raw stream would have delivered an
+// exception, an error message or a transport failure.
+//
+// Read is called only by the SDK's reader goroutine; Close may be called
+// from any goroutine, so it is guarded.
+type streamBody struct {
+	ctx  context.Context
+	src  io.ReadCloser
+	scan *smithyext.Scanner
+	info classify.Stream
+	opts *resolved
+
+	pending []byte // wire bytes not yet handed to the SDK's reader
+	err     error  // sticky: returned once pending is drained
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
+	return &streamBody{ctx: ctx, src: src, scan: smithyext.NewScanner(src), info: info, opts: opts}
+}
+
+// readAhead reads frames until the first content event. It returns a
+// *smithyext.StatusError (or a canceled error) for a failure before content;
+// the frames it read are then discarded with the attempt. On success the
+// frames are queued for replay.
+func (b *streamBody) readAhead() error {
+	var ahead []byte
+	var events int
+	for {
+		f, err := b.scan.Next()
+		if err == io.EOF {
+			b.err = io.EOF
+			break
+		}
+		if err != nil {
+			if ctxErr := b.ctx.Err(); ctxErr != nil {
+				return &smithy.CanceledError{Err: ctxErr}
+			}
+			return b.opts.classifier.ReadError(b.ctx, b.info, err)
+		}
+		if se := b.opts.classifier.Frame(b.info, f); se != nil {
+			return se
+		}
+		ahead = append(ahead, f.Bytes()...)
+		if f.MessageType() != smithyext.MessageTypeEvent {
+			continue // unknown message types go to the SDK, which reports them
+		}
+		events++
+		if _, skip := b.opts.nonContent[string(f.EventType())]; !skip || len(ahead) >= b.opts.readAheadLimit {
+			break
+		}
+	}
+	b.pending = ahead
+	b.info.Events = events
+	return nil
+}
+
+// Read hands the SDK's reader the stream's bytes, a frame at a time.
+func (b *streamBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		b.nextFrame()
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// nextFrame reads one frame into pending, or sets the sticky error.
+func (b *streamBody) nextFrame() {
+	f, err := b.scan.Next()
+	switch {
+	case err == io.EOF:
+		b.err = io.EOF
+	case err != nil:
+		b.err = b.opts.classifier.ReadError(b.ctx, b.info, err)
+	case f.MessageType() == smithyext.MessageTypeEvent:
+		b.info.Events++
+		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
+	default:
+		if se := b.opts.classifier.Frame(b.info, f); se != nil {
+			b.err = se
+			return
+		}
+		b.pending = f.Bytes()
+	}
+}
+
+// Close closes the underlying response body. Safe for concurrent calls.
+func (b *streamBody) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
+	return b.closeErr
+}

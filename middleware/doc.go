@@ -1,0 +1,62 @@
+// Package middleware installs streamstatus into aws-sdk-go-v2 clients: two
+// smithy middlewares that turn failures inside AWS event streams into typed,
+// retryable status errors the SDK's own retryer respects.
+//
+//	go get github.com/streamstatus/streamstatus
+//	client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock())
+//
+// # Where the middlewares sit
+//
+// An SDK operation runs a smithy middleware stack. For a streaming operation
+// (ConverseStream, InvokeModelWithResponseStream, ...) the parts that matter
+// are, outermost first:
+//
+//	Finalize:    Retry                      one loop iteration per attempt
+//	             -> streamstatus.Finalize   (this package, once per attempt)
+//	             -> Signing -> ... -> transport
+//	Deserialize: OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
+//	             -> streamstatus.Deserialize        (this package: sees resp.Body first)
+//	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ...
+//
+// # What each one does
+//
+// The deserialize middleware (deserialize.go) wraps the body of every 2xx
+// event-stream response. Before returning, it reads frames ahead until the
+// first event that carries content (see [Options.NonContentEvents]):
+//
+//   - an exception or error message before content closes the body and
+//     fails the attempt with a *smithyext.StatusError, so the Retry
+//     middleware retries it with the client's backoff, attempts and retry
+//     quota;
+//   - a transport failure before content (reset, truncated frame) does the
+//     same, as a retryable StatusError; a corrupt frame is not retryable;
+//   - otherwise the frames read ahead are replayed to the SDK's reader byte
+//     for byte, followed by the rest of the stream.
+//
+// After content, frames pass through one at a time. An exception, error
+// message or transport failure then ends the body with a StatusError that
+// counts the events already delivered; the SDK's reader reports it from
+// stream.Err() (wrapped as "decode event: ..."; errors.As finds it). Nothing
+// is re-sent behind the consumer's back.
+//
+// The finalize middleware (finalize.go) runs once per attempt, inside the
+// retry loop. It hands the transport a request body without a WriteTo
+// method, which removes smithy-go's request-body race (closing the body
+// after Do makes net/http close the connection under a still-streaming
+// response), and it makes a StatusError the outermost error of a failed
+// attempt, so its mapped status wins over any HTTP wrapper's 200.
+//
+// Data flows one way: transport -> frame scanner (smithyext) -> classifier
+// (classify) -> typed error -> retryer or consumer.
+//
+// # Installing
+//
+// [WithBedrock] is the one option for bedrockruntime clients. [APIOption]
+// is the same middlewares as a generic API option for any client, and
+// [AppendMiddlewares] installs them on every client made from an
+// aws.Config. Operations without a response event stream are left
+// untouched: the install step looks for the SDK's
+// OperationEventStreamDeserializer and steps aside when it is absent.
+// Operations with an input event stream (InvokeModelWithBidirectionalStream)
+// are left untouched too.
+package middleware

@@ -1,0 +1,83 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamstatus/streamstatus/smithyext"
+)
+
+// finalizeMiddleware runs once per attempt, just inside the SDK's Retry
+// middleware.
+type finalizeMiddleware struct{}
+
+func (*finalizeMiddleware) ID() string { return FinalizeID }
+
+func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
+	out smithymiddleware.FinalizeOutput, md smithymiddleware.Metadata, err error,
+) {
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if guarded, gerr := guardRequestBody(req); gerr == nil {
+			in.Request = guarded
+		}
+	}
+	out, md, err = next.HandleFinalize(ctx, in)
+	if err == nil {
+		return out, md, nil
+	}
+	if se, ok := errorsAsStatus(err); ok {
+		if se.RequestID == "" {
+			se.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
+		}
+		// The stream failure is the attempt's error: any wrapper around it
+		// (an HTTP response error carries the stream's 200) must not hide
+		// the mapped status from errors.As or from the retryer.
+		err = se
+	}
+	return out, md, err
+}
+
+// guardRequestBody hands the transport a request stream without a WriteTo
+// method.
+//
+// smithy-go closes the request body as soon as client.Do returns; its
+// wrapper's WriteTo then answers io.EOF, and net/http's transport, which
+// calls WriteTo(io.Discard) once more after the body to look for extra
+// bytes, takes that EOF as a write error and closes the connection while the
+// response stream is still being read. Without WriteTo, net/http falls back
+// to Read, which answers a clean EOF. The bytes sent are the same, Seek
+// still works, so signing and the retryer's rewind are unaffected.
+func guardRequestBody(req *smithyhttp.Request) (*smithyhttp.Request, error) {
+	stream := req.GetStream()
+	if stream == nil {
+		return req, nil
+	}
+	if _, ok := stream.(io.WriterTo); !ok {
+		return req, nil
+	}
+	switch s := stream.(type) {
+	case *io.PipeReader:
+		return req, nil // an input event stream: leave it alone
+	case io.ReadSeeker:
+		return req.SetStream(readSeeker{s})
+	default:
+		return req.SetStream(reader{stream})
+	}
+}
+
+// readSeeker and reader hide every method but Read (and Seek).
+type readSeeker struct{ io.ReadSeeker }
+
+type reader struct{ io.Reader }
+
+// errorsAsStatus finds the StatusError in an error chain.
+func errorsAsStatus(err error) (*smithyext.StatusError, bool) {
+	var se *smithyext.StatusError
+	ok := errors.As(err, &se)
+	return se, ok
+}

@@ -1,0 +1,85 @@
+package middleware
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+)
+
+// IDs of the middlewares, stable across releases.
+const (
+	DeserializeID = "streamstatus.Deserialize"
+	FinalizeID    = "streamstatus.Finalize"
+)
+
+// IDs of the SDK middlewares ours are placed against.
+const (
+	eventStreamDeserializerID = "OperationEventStreamDeserializer"
+	retryID                   = "Retry"
+	// Present only on operations with an input event stream.
+	inputStreamWriterID = "InitializeStreamWriter"
+	inputStreamBuildID  = "EventStreamBuildMiddleware"
+)
+
+// WithBedrock returns the option that installs the middlewares on a
+// bedrockruntime client:
+//
+//	client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock())
+//
+// It may also be passed per call, as the last argument of ConverseStream or
+// InvokeModelWithResponseStream.
+func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
+	apiOption := APIOption(opts...)
+	return func(o *bedrockruntime.Options) {
+		o.APIOptions = append(o.APIOptions, apiOption)
+	}
+}
+
+// APIOption returns the middlewares as a generic API option, for any
+// aws-sdk-go-v2 client:
+//
+//	c := sagemakerruntime.NewFromConfig(cfg, sagemakerruntime.WithAPIOptions(middleware.APIOption()))
+//
+// On a stack without a response event stream it does nothing. Installing
+// twice on one stack (for example through both AppendMiddlewares and
+// WithBedrock) installs once; the first installation's options win.
+func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
+	r := resolve(opts)
+	return func(stack *smithymiddleware.Stack) error { return install(stack, r) }
+}
+
+// AppendMiddlewares installs the middlewares on every client made from a
+// config, in the style of the OpenTelemetry AWS instrumentation:
+//
+//	middleware.AppendMiddlewares(&cfg.APIOptions)
+func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts ...Option) {
+	*apiOptions = append(*apiOptions, APIOption(opts...))
+}
+
+// install places the two middlewares on one operation's stack.
+func install(stack *smithymiddleware.Stack, r resolved) error {
+	if _, ok := stack.Deserialize.Get(eventStreamDeserializerID); !ok {
+		return nil // no response event stream: nothing to do, at no cost per call
+	}
+	if _, ok := stack.Finalize.Get(inputStreamWriterID); ok {
+		return nil // input event streams (bidirectional) are out of scope
+	}
+	if _, ok := stack.Build.Get(inputStreamBuildID); ok {
+		return nil
+	}
+	if _, ok := stack.Deserialize.Get(DeserializeID); ok {
+		return nil // already installed
+	}
+	if _, ok := stack.Finalize.Get(retryID); !ok {
+		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
+			"streamstatus needs the SDK's retry middleware (is a custom stack removing it?)", stack.ID(), retryID)
+	}
+	if err := stack.Deserialize.Insert(&deserializeMiddleware{opts: r}, eventStreamDeserializerID, smithymiddleware.After); err != nil {
+		return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
+	}
+	if err := stack.Finalize.Insert(&finalizeMiddleware{}, retryID, smithymiddleware.After); err != nil {
+		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package middleware
+
+import (
+	"github.com/streamstatus/streamstatus/classify"
+)
+
+// DefaultNonContentEvents are the event types that do not count as content:
+// an exception right after them is still retried transparently, because the
+// consumer has seen nothing it would see twice.
+//
+// messageStart is ConverseStream's opening event (it carries only the role);
+// initial-response is the opening event of RPC-style event-stream protocols.
+var DefaultNonContentEvents = []string{"messageStart", "initial-response"}
+
+// DefaultReadAheadLimit bounds how many bytes of non-content events are held
+// while waiting for the first content event. Past it, the stream is treated
+// as having started.
+const DefaultReadAheadLimit = 1 << 20
+
+// Options configure the middlewares.
+type Options struct {
+	// Classifier maps exceptions to status, code and retry decision.
+	// Defaults to classify.Default().
+	Classifier *classify.Classifier
+
+	// NonContentEvents lists the :event-type values that do not count as
+	// content. Defaults to DefaultNonContentEvents. An empty, non-nil slice
+	// makes every event count as content.
+	NonContentEvents []string
+
+	// ReadAheadLimit bounds the bytes of non-content events held before the
+	// first content event. Defaults to DefaultReadAheadLimit.
+	ReadAheadLimit int
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithClassifier sets the classifier (see classify.New for overriding rows).
+func WithClassifier(c *classify.Classifier) Option {
+	return func(o *Options) { o.Classifier = c }
+}
+
+// WithNonContentEvents sets the event types that do not count as content,
+// replacing DefaultNonContentEvents. Call it with no arguments to make every
+// event count as content (then only an exception before the very first
+// event is retried transparently).
+func WithNonContentEvents(eventTypes ...string) Option {
+	return func(o *Options) { o.NonContentEvents = append([]string{}, eventTypes...) }
+}
+
+// resolved is Options after defaults, in the form the middlewares use.
+type resolved struct {
+	classifier     *classify.Classifier
+	nonContent     map[string]struct{}
+	readAheadLimit int
+}
+
+func resolve(opts []Option) resolved {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit}
+	if r.classifier == nil {
+		r.classifier = classify.Default()
+	}
+	if r.readAheadLimit <= 0 {
+		r.readAheadLimit = DefaultReadAheadLimit
+	}
+	events := o.NonContentEvents
+	if events == nil {
+		events = DefaultNonContentEvents
+	}
+	r.nonContent = make(map[string]struct{}, len(events))
+	for _, e := range events {
+		r.nonContent[e] = struct{}{}
+	}
+	return r
+}
