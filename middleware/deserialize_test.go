@@ -63,7 +63,9 @@ func TestHealthyStreamIsReplayedByteForByte(t *testing.T) {
 }
 
 // iotest1 reads one byte at a time, as the SDK's decoder may.
-func iotest1(r io.Reader) io.Reader { return readerFunc(func(p []byte) (int, error) { return r.Read(p[:min(1, len(p))]) }) }
+func iotest1(r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) { return r.Read(p[:min(1, len(p))]) })
+}
 
 type readerFunc func([]byte) (int, error)
 
