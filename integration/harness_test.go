@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strings"
 	"testing"
@@ -288,3 +289,5 @@ func newClientFromConfig(cfg aws.Config, optFns ...func(*bedrockruntime.Options)
 func middlewareAllContent() middleware.Option { return middleware.WithNonContentEvents() }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+func crc32IEEE(b []byte) uint32 { return crc32.ChecksumIEEE(b) }

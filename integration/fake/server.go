@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"log"
 	"mime"
@@ -31,15 +32,18 @@ type Options struct {
 	//
 	// A delay stands in for the service's latency. A few milliseconds also
 	// sidestep a client-side race in the bare SDK, which tests of the bare
-	// SDK need (streamstatus's finalize middleware removes the race): after the response headers arrive, smithy-go closes
-	// the request body, and if net/http's transport has not yet finished
-	// its final read of that body (the WriteTo after the Content-Length
-	// copy), the closed body's WriteTo returns io.EOF, the transport treats
-	// that as a write error and closes the connection under the streaming
-	// response ("use of closed network connection"). On loopback an
-	// immediate answer loses that race roughly once in a hundred calls
-	// under -race.
+	// SDK need (streamstatus's finalize middleware removes the race): after
+	// the response headers arrive, smithy-go closes the request body, and if
+	// net/http's transport has not yet finished its final read of that body
+	// (the WriteTo after the Content-Length copy), the closed body's WriteTo
+	// returns io.EOF, the transport treats that as a write error and closes
+	// the connection under the streaming response ("use of closed network
+	// connection").
 	ResponseDelay time.Duration
+
+	// Credentials, when set (see [WithSigV4Check]), make the server verify
+	// each request's SigV4 signature.
+	Credentials *aws.Credentials
 }
 
 // Option modifies [Options]; pass options to [NewServer].
@@ -77,6 +81,10 @@ type Call struct {
 	BodySHA256 string
 	// RequestID is the x-amzn-RequestId the server answered with.
 	RequestID string
+	// SignatureVerified reports whether the request's SigV4 signature was
+	// verified (only with [WithSigV4Check]; a request that fails the check
+	// is answered 403).
+	SignatureVerified bool
 }
 
 // clone returns a deep copy of c.
@@ -121,6 +129,7 @@ type Server struct {
 	URL string
 
 	delay    time.Duration
+	creds    *aws.Credentials
 	hs       *http.Server
 	serveErr chan error
 	done     chan struct{} // closed when Close starts
@@ -157,6 +166,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		done:     make(chan struct{}),
 		conns:    make(map[net.Conn]struct{}),
 		delay:    o.ResponseDelay,
+		creds:    o.Credentials,
 	}
 	s.hs = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
@@ -311,6 +321,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if verr == nil && rt.Validate != nil {
 		verr = rt.Validate(r.Header, body)
 	}
+	var sigErr error
+	if verr == nil && s.creds != nil {
+		sigErr = verifySigV4(r, body, call.BodySHA256, *s.creds)
+		call.SignatureVerified = sigErr == nil
+	}
 
 	s.mu.Lock()
 	call.N = len(s.calls) + 1
@@ -322,6 +337,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		script func(Call) Response
 	)
 	switch {
+	case sigErr != nil:
+		resp = Response{
+			Status:       http.StatusForbidden,
+			ErrorType:    "InvalidSignatureException",
+			ErrorMessage: "fake: " + sigErr.Error(),
+		}
+		found = true
 	case verr != nil:
 		resp = Response{
 			Status:       http.StatusBadRequest,
