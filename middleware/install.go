@@ -5,6 +5,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
+
+	"github.com/streamstatus/streamstatus/backoff"
 )
 
 // IDs of the middlewares, stable across releases.
@@ -30,9 +32,12 @@ const (
 // It may also be passed per call, as the last argument of ConverseStream or
 // InvokeModelWithResponseStream.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
-	apiOption := APIOption(opts...)
+	r := resolve(opts)
 	return func(o *bedrockruntime.Options) {
-		o.APIOptions = append(o.APIOptions, apiOption)
+		o.APIOptions = append(o.APIOptions, func(stack *smithymiddleware.Stack) error { return install(stack, r) })
+		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
+			o.Retryer = r.budget.NewStandard()
+		}
 	}
 }
 
@@ -80,6 +85,11 @@ func install(stack *smithymiddleware.Stack, r resolved) error {
 	}
 	if err := stack.Finalize.Insert(&finalizeMiddleware{}, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
+	}
+	if r.budget != nil {
+		if err := stack.Initialize.Add(r.budget.CallStart(), smithymiddleware.Before); err != nil {
+			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
+		}
 	}
 	return nil
 }

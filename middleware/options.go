@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
 )
 
@@ -31,6 +32,10 @@ type Options struct {
 	// ReadAheadLimit bounds the bytes of non-content events held before the
 	// first content event. Defaults to DefaultReadAheadLimit.
 	ReadAheadLimit int
+
+	// Budget, when set, is the retry budget of the clients the middlewares
+	// are installed on (see WithBudget).
+	Budget *backoff.Budget
 }
 
 // Option changes Options.
@@ -49,11 +54,28 @@ func WithNonContentEvents(eventTypes ...string) Option {
 	return func(o *Options) { o.NonContentEvents = append([]string{}, eventTypes...) }
 }
 
+// WithBudget puts the clients under a retry budget.
+//
+// With WithBedrock, the client's retryer becomes budget.NewStandard()
+// (unless it already is a retryer of this budget, for example
+// budget.NewAdaptive() set as aws.Config.Retryer). With APIOption and
+// AppendMiddlewares, which cannot reach a client's retryer, set it yourself:
+//
+//	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
+//	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
+//
+// In both cases the middlewares mark when each call starts, which the
+// budget's elapsed-time limit measures from.
+func WithBudget(budget *backoff.Budget) Option {
+	return func(o *Options) { o.Budget = budget }
+}
+
 // resolved is Options after defaults, in the form the middlewares use.
 type resolved struct {
 	classifier     *classify.Classifier
 	nonContent     map[string]struct{}
 	readAheadLimit int
+	budget         *backoff.Budget
 }
 
 func resolve(opts []Option) resolved {
@@ -61,7 +83,7 @@ func resolve(opts []Option) resolved {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit}
+	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget}
 	if r.classifier == nil {
 		r.classifier = classify.Default()
 	}

@@ -1,0 +1,166 @@
+package backoff_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
+)
+
+// exampleConfig points a config at a fake Bedrock endpoint on 127.0.0.1.
+// Real programs use config.LoadDefaultConfig instead.
+func exampleConfig(srv *fake.Server) aws.Config {
+	return aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "example-secret", ""),
+		BaseEndpoint: aws.String(srv.URL),
+	}
+}
+
+func converse(client *bedrockruntime.Client) (string, error) {
+	out, err := client.ConverseStream(context.Background(), converseInput)
+	if err != nil {
+		return "", err
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	var text strings.Builder
+	for ev := range stream.Events() {
+		text.WriteString(deltaText(ev))
+	}
+	return text.String(), stream.Err()
+}
+
+var converseInput = &bedrockruntime.ConverseStreamInput{
+	ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
+	Messages: []types.Message{{Role: types.ConversationRoleUser,
+		Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}},
+}
+
+func deltaText(ev types.ConverseStreamOutput) string {
+	if d, ok := ev.(*types.ConverseStreamOutputMemberContentBlockDelta); ok {
+		if t, ok := d.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// The one-option default: the client keeps the SDK's own retryer and its
+// defaults (3 attempts, the SDK's backoff and retry quota).
+func ExampleNewBudget_default() {
+	srv, _ := fake.NewServer()
+	defer srv.Close()
+	srv.Enqueue(
+		fake.Response{Steps: []fake.Step{fake.Exception("internalServerException", "oops")}},
+		fake.Response{Steps: fake.ConverseText("Hi!")},
+	)
+	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock())
+	text, err := converse(client)
+	fmt.Println(text, err, srv.CallCount())
+	// Output: Hi! <nil> 2
+}
+
+// A custom budget: 5 attempts, at most 30s of retrying per call, a quicker
+// transient backoff, and a retry quota of its own.
+func ExampleNewBudget_custom() {
+	srv, _ := fake.NewServer()
+	defer srv.Close()
+	srv.Enqueue(
+		fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}},
+		fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}},
+		fake.Response{Steps: fake.ConverseText("Hi!")},
+	)
+	budget := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxAttempts = 5
+		b.MaxElapsed = 30 * time.Second
+		b.Transient = backoff.Shape{Initial: 10 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
+		b.Bucket = backoff.NewTokenBucket(200)
+	})
+	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
+	text, err := converse(client)
+	fmt.Println(text, err, srv.CallCount(), budget.Bucket.Available())
+	// Two retries cost 14 tokens each and the successful one is refunded.
+	// Output: Hi! <nil> 3 186
+}
+
+// One budget shared by two clients (two regions, or every client built from
+// one aws.Config): a storm in one region drains the quota both draw on.
+func ExampleNewBudget_shared() {
+	east, _ := fake.NewServer()
+	defer east.Close()
+	west, _ := fake.NewServer()
+	defer west.Close()
+	east.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
+	west.Enqueue(
+		fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}},
+		fake.Response{Steps: fake.ConverseText("Hi!")},
+	)
+
+	budget := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxAttempts = 5
+		b.Bucket = backoff.NewTokenBucket(10) // two throttle retries, shared
+		b.Throttle = backoff.Shape{Initial: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2}
+	})
+	eastCfg, westCfg := exampleConfig(east), exampleConfig(west)
+	for _, cfg := range []*aws.Config{&eastCfg, &westCfg} {
+		cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
+		middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
+	}
+	_, errEast := converse(bedrockruntime.NewFromConfig(eastCfg))
+	_, errWest := converse(bedrockruntime.NewFromConfig(westCfg))
+	fmt.Println("east calls:", east.CallCount(), "west calls:", west.CallCount(), "tokens left:", budget.Bucket.Available())
+	fmt.Println(strings.Contains(errEast.Error(), "retry quota exceeded"), strings.Contains(errWest.Error(), "retry quota exceeded"))
+	// Output:
+	// east calls: 3 west calls: 1 tokens left: 0
+	// true true
+}
+
+// RetryStream recovers from a failure after content: it runs the whole call
+// again, after Reset discarded the partial answer.
+func ExampleRetryStream() {
+	srv, _ := fake.NewServer()
+	defer srv.Close()
+	srv.Enqueue(
+		fake.Response{Steps: []fake.Step{fake.MessageStart(), fake.TextDelta("Hel"), fake.Exception("serviceUnavailableException", "busy")}},
+		fake.Response{Steps: fake.ConverseText("Hello", "!")},
+	)
+	budget := backoff.NewBudget(func(b *backoff.Budget) {
+		b.Transient = backoff.Shape{Initial: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2}
+	})
+	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
+
+	var answer strings.Builder
+	err := backoff.RetryStream(context.Background(), budget,
+		func(ctx context.Context) (backoff.Stream[types.ConverseStreamOutput], error) {
+			out, err := client.ConverseStream(ctx, converseInput)
+			if err != nil {
+				return nil, err
+			}
+			return out.GetStream(), nil
+		},
+		func(ev types.ConverseStreamOutput) error {
+			answer.WriteString(deltaText(ev))
+			return nil
+		},
+		func(o *backoff.StreamOptions) {
+			o.Reset = func(delivered int, err error) error {
+				fmt.Printf("discarding %q (%d events) after: %v\n", answer.String(), delivered, err != nil)
+				answer.Reset()
+				return nil
+			}
+		})
+	fmt.Println(answer.String(), err)
+	// Output:
+	// discarding "Hel" (2 events) after: true
+	// Hello! <nil>
+}

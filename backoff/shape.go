@@ -1,0 +1,83 @@
+package backoff
+
+import (
+	"time"
+
+	cb "github.com/cenkalti/backoff/v4"
+)
+
+// Shape is the shape of an exponential backoff: the delay before retry n is
+// Initial × Multiplier^(n-1), capped at Max, spread by ±Jitter (a fraction,
+// cenkalti's RandomizationFactor). It is realised with cenkalti's
+// ExponentialBackOff.
+//
+// The zero Shape means "the default shape" wherever a Budget takes one;
+// Immediate retries without waiting.
+type Shape struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64
+}
+
+// Default shapes, following the SDK's convention of a longer base delay for
+// throttles than for other transient errors.
+var (
+	// DefaultTransient is for transient server errors: 50ms, doubling, up
+	// to 20s, ±50%.
+	DefaultTransient = Shape{Initial: 50 * time.Millisecond, Max: 20 * time.Second, Multiplier: 2, Jitter: 0.5}
+	// DefaultThrottle is for throttles: 1s, doubling, up to 20s, ±50%.
+	DefaultThrottle = Shape{Initial: time.Second, Max: 20 * time.Second, Multiplier: 2, Jitter: 0.5}
+	// Immediate retries at once; for tests.
+	Immediate = Shape{Multiplier: 1}
+)
+
+func (s Shape) or(def Shape) Shape {
+	if s == (Shape{}) {
+		return def
+	}
+	if s.Multiplier < 1 {
+		s.Multiplier = 1
+	}
+	if s.Max < s.Initial {
+		s.Max = s.Initial
+	}
+	return s
+}
+
+// exponential returns a fresh cenkalti ExponentialBackOff with this shape.
+// maxElapsed 0 means no limit.
+func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.ExponentialBackOff {
+	eb := &cb.ExponentialBackOff{
+		InitialInterval:     s.Initial,
+		RandomizationFactor: s.Jitter,
+		Multiplier:          s.Multiplier,
+		MaxInterval:         s.Max,
+		MaxElapsedTime:      maxElapsed,
+		Stop:                cb.Stop,
+		Clock:               clock,
+	}
+	eb.Reset()
+	return eb
+}
+
+// Delay returns a delay before retry n (1 is the first retry), drawn from
+// the shape.
+func (s Shape) Delay(n int) time.Duration {
+	eb := s.exponential(0, cb.SystemClock)
+	var d time.Duration
+	for i := 0; i < max(n, 1); i++ {
+		d = eb.NextBackOff()
+	}
+	return d
+}
+
+// MaxDelay returns the longest delay Delay(n) can return.
+func (s Shape) MaxDelay(n int) time.Duration {
+	d := float64(s.Initial)
+	for i := 1; i < n && d < float64(s.Max); i++ {
+		d *= s.Multiplier
+	}
+	d = min(d, float64(s.Max))
+	return time.Duration(d*(1+s.Jitter)) + 1
+}
