@@ -87,7 +87,7 @@ func New(tables ...Table) *Classifier {
 // DefaultTables returns new copies of the built-in tables: the generic AWS
 // table first, then one table per supported service.
 func DefaultTables() []Table {
-	return []Table{GenericTable(), BedrockRuntimeTable()}
+	return []Table{GenericTable(), BedrockRuntimeTable(), AnthropicTable()}
 }
 
 // Default returns a Classifier over DefaultTables.

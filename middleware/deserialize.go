@@ -65,6 +65,9 @@ type streamBody struct {
 	scan *smithyext.Scanner
 	info classify.Stream
 	opts *resolved
+	// envelope detects in-band error envelopes in events; nil when none
+	// apply to this operation.
+	envelope func(classify.Stream, *smithyext.Frame) *smithyext.StatusError
 
 	pending []byte // wire bytes not yet handed to the SDK's reader
 	err     error  // sticky: returned once pending is drained
@@ -74,7 +77,11 @@ type streamBody struct {
 }
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
-	return &streamBody{ctx: ctx, src: src, scan: smithyext.NewScanner(src), info: info, opts: opts}
+	b := &streamBody{ctx: ctx, src: src, scan: smithyext.NewScanner(src), info: info, opts: opts}
+	if opts.envelopes {
+		b.envelope = opts.classifier.EnvelopeDetector(info.Service, info.Operation)
+	}
+	return b
 }
 
 // readAhead reads frames until the first content event. It returns a
@@ -96,7 +103,7 @@ func (b *streamBody) readAhead() error {
 			}
 			return b.opts.classifier.ReadError(b.ctx, b.info, err)
 		}
-		if se := b.opts.classifier.Frame(b.info, f); se != nil {
+		if se := b.failure(f); se != nil {
 			return se
 		}
 		ahead = append(ahead, f.Bytes()...)
@@ -134,16 +141,29 @@ func (b *streamBody) nextFrame() {
 		b.err = io.EOF
 	case err != nil:
 		b.err = b.opts.classifier.ReadError(b.ctx, b.info, err)
-	case f.MessageType() == smithyext.MessageTypeEvent:
-		b.info.Events++
-		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	default:
-		if se := b.opts.classifier.Frame(b.info, f); se != nil {
+		if se := b.failure(f); se != nil {
 			b.err = se
 			return
 		}
-		b.pending = f.Bytes()
+		if f.MessageType() == smithyext.MessageTypeEvent {
+			b.info.Events++
+		}
+		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	}
+}
+
+// failure classifies a frame that ends the stream: an exception, an error
+// message, or an event carrying an in-band error envelope. It returns nil
+// for every other frame.
+func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
+	if f.MessageType() == smithyext.MessageTypeEvent {
+		if b.envelope != nil {
+			return b.envelope(b.info, f)
+		}
+		return nil
+	}
+	return b.opts.classifier.Frame(b.info, f)
 }
 
 // Close closes the underlying response body. Safe for concurrent calls.

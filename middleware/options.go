@@ -33,6 +33,11 @@ type Options struct {
 	// first content event. Defaults to DefaultReadAheadLimit.
 	ReadAheadLimit int
 
+	// DisableEnvelopes turns off the detection of in-band error envelopes
+	// (an Anthropic {"type":"error"} chunk on Bedrock's
+	// InvokeModelWithResponseStream), which is on by default.
+	DisableEnvelopes bool
+
 	// Budget, when set, is the retry budget of the clients the middlewares
 	// are installed on (see WithBudget).
 	Budget *backoff.Budget
@@ -52,6 +57,12 @@ func WithClassifier(c *classify.Classifier) Option {
 // event is retried transparently).
 func WithNonContentEvents(eventTypes ...string) Option {
 	return func(o *Options) { o.NonContentEvents = append([]string{}, eventTypes...) }
+}
+
+// WithoutErrorEnvelopes turns off the detection of in-band error envelopes:
+// such chunks then reach the consumer as content, as with the bare SDK.
+func WithoutErrorEnvelopes() Option {
+	return func(o *Options) { o.DisableEnvelopes = true }
 }
 
 // WithBudget puts the clients under a retry budget.
@@ -76,6 +87,7 @@ type resolved struct {
 	nonContent     map[string]struct{}
 	readAheadLimit int
 	budget         *backoff.Budget
+	envelopes      bool
 }
 
 func resolve(opts []Option) resolved {
@@ -83,7 +95,7 @@ func resolve(opts []Option) resolved {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget}
+	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
 	if r.classifier == nil {
 		r.classifier = classify.Default()
 	}

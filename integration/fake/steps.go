@@ -221,3 +221,18 @@ func Metadata(inputTokens, outputTokens int) Step {
 		Metrics metrics `json:"metrics"`
 	}{usage{inputTokens, outputTokens, inputTokens + outputTokens}, metrics{1}}))
 }
+
+// AnthropicError is an InvokeModelWithResponseStream chunk whose bytes are
+// an Anthropic error envelope, {"type":"error","error":{"type":errType,
+// "message":message}}: the in-band failure Bedrock can send with HTTP 200
+// for Anthropic models (for example "overloaded_error").
+func AnthropicError(errType, message string) Step {
+	type detail struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	return Chunk(mustJSON(struct { // field order as Anthropic sends it: "type" first
+		Type  string `json:"type"`
+		Error detail `json:"error"`
+	}{"error", detail{errType, message}}))
+}
