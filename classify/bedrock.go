@@ -30,22 +30,22 @@ func BedrockRuntimeTable() Table {
 			{
 				Type:    "internalServerException",
 				Outcome: Outcome{Code: "InternalServerException", Status: 500, Retryable: true, Fault: smithy.FaultServer},
-				New:     func() error { return &types.InternalServerException{} },
+				Decode:  JSON[types.InternalServerException](),
 			},
 			{
 				Type:    "serviceUnavailableException",
 				Outcome: Outcome{Code: "ServiceUnavailableException", Status: 503, Retryable: true, Fault: smithy.FaultServer},
-				New:     func() error { return &types.ServiceUnavailableException{} },
+				Decode:  JSON[types.ServiceUnavailableException](),
 			},
 			{
 				Type:    "throttlingException",
 				Outcome: Outcome{Code: "ThrottlingException", Status: 429, Retryable: true, Throttle: true, Fault: smithy.FaultClient},
-				New:     func() error { return &types.ThrottlingException{} },
+				Decode:  JSON[types.ThrottlingException](),
 			},
 			{
 				Type:    "modelStreamErrorException",
 				Outcome: Outcome{Code: "ModelStreamErrorException", Status: 424, Retryable: true, Fault: smithy.FaultClient},
-				New:     func() error { return &types.ModelStreamErrorException{} },
+				Decode:  JSON[types.ModelStreamErrorException](),
 				Refine: func(modeled error, o *Outcome) {
 					if e, ok := modeled.(*types.ModelStreamErrorException); ok && e.OriginalStatusCode != nil && *e.OriginalStatusCode == 429 {
 						o.Throttle = true
@@ -55,12 +55,12 @@ func BedrockRuntimeTable() Table {
 			{
 				Type:    "modelTimeoutException",
 				Outcome: Outcome{Code: "ModelTimeoutException", Status: 408, Retryable: true, Fault: smithy.FaultClient},
-				New:     func() error { return &types.ModelTimeoutException{} },
+				Decode:  JSON[types.ModelTimeoutException](),
 			},
 			{
 				Type:    "validationException",
 				Outcome: Outcome{Code: "ValidationException", Status: 400, Fault: smithy.FaultClient},
-				New:     func() error { return &types.ValidationException{} },
+				Decode:  JSON[types.ValidationException](),
 			},
 		},
 	}

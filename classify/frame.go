@@ -80,13 +80,8 @@ func (c *Classifier) Exception(s Stream, exceptionType string, payload []byte) *
 	}
 	o := r.Outcome
 	var cause error
-	if r.New != nil {
-		cause = r.New()
-		// Modeled exception shapes are plain structs whose field names match
-		// the JSON members case-insensitively (Message, OriginalStatusCode,
-		// ...), so encoding/json fills them without the SDK's generated
-		// deserializers; this works the same across SDK generations.
-		_ = json.Unmarshal(payload, cause)
+	if r.Decode != nil {
+		cause = r.Decode(payload)
 	} else {
 		cause = &smithy.GenericAPIError{Code: o.Code, Message: msg, Fault: o.Fault}
 	}

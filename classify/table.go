@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"encoding/json"
 	"strings"
 
 	smithy "github.com/aws/smithy-go"
@@ -28,11 +29,12 @@ type Rule struct {
 	Type string
 	// Outcome is the classification of this exception.
 	Outcome
-	// New returns a new, empty modeled error (for example
-	// &types.ThrottlingException{}); the exception's JSON payload is decoded
-	// into it and StatusError.Unwrap returns it, so errors.As reaches the
-	// modeled type. Nil for exceptions without a modeled Go type.
-	New func() error
+	// Decode builds the modeled error (for example
+	// *types.ThrottlingException) from the exception's payload;
+	// StatusError.Unwrap returns it, so errors.As reaches the modeled type.
+	// JSON builds the usual one. Nil for exceptions without a modeled Go
+	// type.
+	Decode func(payload []byte) error
 	// Refine, when set, adjusts the outcome from the decoded modeled error.
 	// Bedrock uses it to count a modelStreamErrorException whose
 	// originalStatusCode is 429 as a throttle.
@@ -49,6 +51,25 @@ type Table struct {
 	Source string
 	// Rules are the table's rows.
 	Rules []Rule
+}
+
+// JSON returns a Decode function that unmarshals a JSON payload into a new
+// T. Modeled AWS exception shapes are plain structs whose field names match
+// their JSON members case-insensitively (Message, OriginalStatusCode, ...),
+// so encoding/json fills them without the SDK's generated deserializers,
+// the same way across SDK generations. A payload that is not JSON leaves
+// the fields empty.
+//
+//	Decode: classify.JSON[types.ThrottlingException]()
+func JSON[T any, PT interface {
+	*T
+	error
+}]() func(payload []byte) error {
+	return func(payload []byte) error {
+		v := PT(new(T))
+		_ = json.Unmarshal(payload, v)
+		return v
+	}
 }
 
 // Classifier looks up rules by service and exception type. A Classifier is
@@ -87,7 +108,7 @@ func New(tables ...Table) *Classifier {
 // DefaultTables returns new copies of the built-in tables: the generic AWS
 // table first, then one table per supported service.
 func DefaultTables() []Table {
-	return []Table{GenericTable(), BedrockRuntimeTable(), AnthropicTable()}
+	return []Table{GenericTable(), BedrockRuntimeTable(), SageMakerRuntimeTable(), BedrockAgentRuntimeTable(), AnthropicTable()}
 }
 
 // Default returns a Classifier over DefaultTables.

@@ -86,3 +86,26 @@ func benchmarkStream(b *testing.B, how install, events, payloadSize int) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/event")
 	b.ReportMetric(float64(failed), "failed-streams")
 }
+
+// BenchmarkIdleOverhead measures the per-call cost of the middlewares
+// installed config-wide on an operation without an event stream
+// (InvokeModel), bare SDK and plugin side by side:
+//
+//	go test -run '^$' -bench BenchmarkIdleOverhead -count 6 ./integration/
+func BenchmarkIdleOverhead(b *testing.B) {
+	for _, how := range []install{bare, configWide} {
+		b.Run(how.String(), func(b *testing.B) {
+			srv := newServer(b) // same endpoint for both: no response delay
+			srv.SetDefault(fake.Response{Body: []byte(`{"completion":"hi"}`)})
+			c := bedrockruntime.NewFromConfig(configWideFor(srv, how))
+			input := &bedrockruntime.InvokeModelInput{ModelId: aws.String("m"), Body: []byte(`{}`), ContentType: aws.String("application/json")}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.InvokeModel(context.Background(), input); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

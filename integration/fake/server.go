@@ -517,6 +517,13 @@ var routes = []routeEntry{
 	{Method: http.MethodPost, Pattern: "/model/{modelId}/invoke-with-response-stream", Operation: "InvokeModelWithResponseStream"},
 	{Method: http.MethodPost, Pattern: "/model/{modelId}/invoke", Operation: "InvokeModel"},
 	{Method: http.MethodPost, Pattern: "/model/{modelId}/converse", Operation: "Converse", Validate: validateConverse},
+	// Amazon SageMaker Runtime.
+	{Method: http.MethodPost, Pattern: "/endpoints/{EndpointName}/invocations-response-stream", Operation: "InvokeEndpointWithResponseStream"},
+	{Method: http.MethodPost, Pattern: "/endpoints/{EndpointName}/invocations", Operation: "InvokeEndpoint"},
+	// Agents for Amazon Bedrock Runtime.
+	{Method: http.MethodPost, Pattern: "/agents/{agentId}/agentAliases/{agentAliasId}/sessions/{sessionId}/text", Operation: "InvokeAgent", Validate: validateJSON},
+	// AWS STS (query protocol), for tests of non-streaming clients.
+	{Method: http.MethodPost, Pattern: "/", Operation: "GetCallerIdentity", Validate: validateQueryAction("GetCallerIdentity")},
 }
 
 // route finds the entry for path. It returns the matched entry (nil if
