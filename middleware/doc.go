@@ -33,6 +33,11 @@
 //   - otherwise the frames read ahead are replayed to the SDK's reader byte
 //     for byte, followed by the rest of the stream.
 //
+// An event whose payload is an in-band error envelope (an Anthropic
+// {"type":"error"} chunk on InvokeModelWithResponseStream) counts as an
+// exception, before and after content, and is never delivered; see
+// [WithoutErrorEnvelopes].
+//
 // After content, frames pass through one at a time. An exception, error
 // message or transport failure then ends the body with a StatusError that
 // counts the events already delivered; the SDK's reader reports it from
@@ -45,6 +50,9 @@
 // after Do makes net/http close the connection under a still-streaming
 // response), and it makes a StatusError the outermost error of a failed
 // attempt, so its mapped status wins over any HTTP wrapper's 200.
+//
+// With [WithBudget], an initialize middleware also marks when each call
+// starts, for the budget's elapsed-time limit (package backoff).
 //
 // Data flows one way: transport -> frame scanner (smithyext) -> classifier
 // (classify) -> typed error -> retryer or consumer.
