@@ -481,6 +481,15 @@ func (s *Server) runSteps(w http.ResponseWriter, r *http.Request, rc *http.Respo
 		case stepReset, stepCut:
 			abort(rc, st.kind == stepReset)
 			return
+		case stepRepeat:
+			for i := 0; i < st.n; i++ {
+				if _, err := w.Write(st.data); err != nil {
+					return
+				}
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
 		}
 	}
 }

@@ -17,6 +17,7 @@ const (
 	stepHang
 	stepReset
 	stepCut
+	stepRepeat
 )
 
 // Step is one action of a streaming [Response]: write a frame or raw bytes,
@@ -27,6 +28,7 @@ type Step struct {
 	kind stepKind
 	data []byte
 	d    time.Duration
+	n    int
 }
 
 // Frame encodes m as one event-stream frame (prelude, headers, payload and
@@ -235,4 +237,11 @@ func AnthropicError(errType, message string) Step {
 		Type  string `json:"type"`
 		Error detail `json:"error"`
 	}{"error", detail{errType, message}}))
+}
+
+// Repeat writes data n times (for example one encoded frame, to stream a
+// long or large response without holding it all in memory), flushing once
+// at the end.
+func Repeat(data []byte, n int) Step {
+	return Step{kind: stepRepeat, data: data, n: n}
 }
