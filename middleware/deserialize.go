@@ -70,7 +70,8 @@ type streamBody struct {
 	envelope func(classify.Stream, *smithyext.Frame) *smithyext.StatusError
 
 	pending []byte // wire bytes not yet handed to the SDK's reader
-	err     error  // sticky: returned once pending is drained
+	next    []byte // after pending: the read-ahead's content frame, in the scanner's buffer
+	err     error  // sticky: returned once pending and next are drained
 
 	closeOnce sync.Once
 	closeErr  error
@@ -87,7 +88,9 @@ func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream,
 // readAhead reads frames until the first content event. It returns a
 // *smithyext.StatusError (or a canceled error) for a failure before content;
 // the frames it read are then discarded with the attempt. On success the
-// frames are queued for replay.
+// frames are queued for replay: the non-content ones copied (they are small
+// and bounded by the read-ahead limit), the content frame left in the
+// scanner's buffer, so a stream never holds two copies of a large frame.
 func (b *streamBody) readAhead() error {
 	var ahead []byte
 	var events int
@@ -106,14 +109,16 @@ func (b *streamBody) readAhead() error {
 		if se := b.failure(f); se != nil {
 			return se
 		}
-		ahead = append(ahead, f.Bytes()...)
-		if f.MessageType() != smithyext.MessageTypeEvent {
-			continue // unknown message types go to the SDK, which reports them
+		isEvent := f.MessageType() == smithyext.MessageTypeEvent
+		if isEvent {
+			events++
 		}
-		events++
-		if _, skip := b.opts.nonContent[string(f.EventType())]; !skip || len(ahead) >= b.opts.readAheadLimit {
+		_, nonContent := b.opts.nonContent[string(f.EventType())]
+		if isEvent && (!nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit) {
+			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
 			break
 		}
+		ahead = append(ahead, f.Bytes()...) // non-content events; unknown message types go to the SDK, which reports them
 	}
 	b.pending = ahead
 	b.info.Events = events
@@ -123,13 +128,20 @@ func (b *streamBody) readAhead() error {
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
 func (b *streamBody) Read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
-		if b.err != nil {
+		switch {
+		case b.next != nil:
+			b.pending, b.next = b.next, nil
+		case b.err != nil:
 			return 0, b.err
+		default:
+			b.nextFrame()
 		}
-		b.nextFrame()
 	}
 	n := copy(p, b.pending)
 	b.pending = b.pending[n:]
+	if len(b.pending) == 0 {
+		b.pending = nil // let the read-ahead copy go
+	}
 	return n, nil
 }
 

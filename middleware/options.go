@@ -15,8 +15,9 @@ var DefaultNonContentEvents = []string{"messageStart", "initial-response"}
 
 // DefaultReadAheadLimit bounds how many bytes of non-content events are held
 // while waiting for the first content event. Past it, the stream is treated
-// as having started.
-const DefaultReadAheadLimit = 1 << 20
+// as having started. With it, a stream holds at most its largest frame (the
+// scanner's buffer) plus 64 KiB.
+const DefaultReadAheadLimit = 64 << 10
 
 // Options configure the middlewares.
 type Options struct {
