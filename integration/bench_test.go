@@ -38,9 +38,9 @@ func chunkStream(n, payloadSize int) fake.Step {
 //	go test -run '^$' -bench BenchmarkStream -count 6 ./integration/
 func BenchmarkStream(b *testing.B) {
 	const events = 1000
-	for _, how := range []install{bare, clientOption} {
-		b.Run(fmt.Sprintf("%s/events=%d", how, events), func(b *testing.B) {
-			benchmarkStream(b, how, events, 100)
+	for _, side := range sides {
+		b.Run(fmt.Sprintf("events=%d/side=%s", events, side.name), func(b *testing.B) {
+			benchmarkStream(b, side.how, events, 100)
 		})
 	}
 }
@@ -93,8 +93,12 @@ func benchmarkStream(b *testing.B, how install, events, payloadSize int) {
 //
 //	go test -run '^$' -bench BenchmarkIdleOverhead -count 6 ./integration/
 func BenchmarkIdleOverhead(b *testing.B) {
-	for _, how := range []install{bare, configWide} {
-		b.Run(how.String(), func(b *testing.B) {
+	for _, side := range []struct {
+		name string
+		how  install
+	}{{"bare", bare}, {"plugin", configWide}} {
+		how := side.how
+		b.Run("op=InvokeModel/side="+side.name, func(b *testing.B) {
 			srv := newServer(b) // same endpoint for both: no response delay
 			srv.SetDefault(fake.Response{Body: []byte(`{"completion":"hi"}`)})
 			c := bedrockruntime.NewFromConfig(configWideFor(srv, how))
