@@ -1,431 +1,203 @@
-// Command streamcheck shows what streamstatus does, with no AWS account: it
-// starts the fake Bedrock Runtime endpoint in-process, injects a realistic
-// mix of in-stream faults, runs the same batch of ConverseStream and
-// InvokeModelWithResponseStream calls through the bare SDK and through the
-// plugin, and prints the two sides next to each other.
+// Command streamcheck shows what streamstatus does, with no AWS account.
+//
+// With no arguments it starts a fake Bedrock Runtime endpoint in-process,
+// injects a realistic mix of in-stream faults (first-frame throttles,
+// mid-stream 500/503, model stream errors, Anthropic overloaded envelopes,
+// connection resets, a slow first token), runs the same batch of
+// ConverseStream and InvokeModelWithResponseStream calls through the bare
+// SDK and through the plugin, and prints the two sides next to each other:
 //
 //	go run ./integration/cmd/streamcheck
-//	go run ./integration/cmd/streamcheck -calls 500 -seed 7
+//	go run ./integration/cmd/streamcheck -calls 500 -seed 7 -json
+//	go run ./integration/cmd/streamcheck -faults 'throttling@0:p=0.5, reset@3:p=0.1'
 //
-// It exits 0 when the plugin side kept its promises: every fault that came
-// before content was recovered transparently, no event was delivered twice,
-// and every failure after content carried a mapped HTTP status.
+// It exits 0 when the plugin side kept its promises: every retryable fault
+// before content was recovered transparently, no event was delivered twice
+// or missed, and every failure carried a typed status.
+//
+// Two subcommands go further:
+//
+//	streamcheck serve --addr 127.0.0.1:8080 --faults SPEC
+//
+// runs only the fault-injecting endpoint, so any SDK in any language can
+// point its endpoint URL at it, and
+//
+//	streamcheck probe --region us-east-1 --model MODEL
+//
+// makes one real ConverseStream call through the plugin with the default
+// AWS credential chain and prints what was retried and why.
+//
+// "streamcheck -h" documents the flags and the fault SPEC language.
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
-	"sort"
+	"os/signal"
 	"strings"
-	"sync"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
-
-	"github.com/streamstatus/streamstatus/classify"
-	"github.com/streamstatus/streamstatus/integration/fake"
-	"github.com/streamstatus/streamstatus/middleware"
+	"syscall"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-type config struct {
-	calls       int
-	concurrency int
-	seed        int64
-	events      int
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("streamcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg config
-	fs.IntVar(&cfg.calls, "calls", 200, "calls per side (half ConverseStream, half InvokeModelWithResponseStream)")
-	fs.IntVar(&cfg.concurrency, "concurrency", 8, "calls in flight at once")
-	fs.Int64Var(&cfg.seed, "seed", 1, "seed of the fault mix (same seed, same faults)")
-	fs.IntVar(&cfg.events, "events", 20, "content events per healthy stream")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if cfg.calls < 1 || cfg.concurrency < 1 || cfg.events < 1 {
-		fmt.Fprintln(stderr, "streamcheck: -calls, -concurrency and -events must be at least 1")
-		return 2
-	}
-
-	plan := makePlan(cfg)
-	var sides []*tally
-	for _, side := range []string{"bare SDK", "streamstatus"} {
-		t, err := runSide(side, cfg, plan, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "streamcheck: %v\n", err)
-			return 1
-		}
-		sides = append(sides, t)
-	}
-	printTable(stdout, cfg, sides)
-	if problems := sides[1].violations(plan); len(problems) > 0 {
-		fmt.Fprintln(stdout, "\nplugin side FAILED its invariants:")
-		for _, p := range problems {
-			fmt.Fprintln(stdout, "  -", p)
-		}
-		return 1
-	}
-	fmt.Fprintln(stdout, "\nplugin side met its invariants: faults before content recovered, no event duplicated, every failure typed.")
-	return 0
-}
-
-// fault is what the endpoint does on the first attempt of one call; later
-// attempts of the same call are healthy (the faults are transient).
-type fault int
-
+// Exit statuses.
 const (
-	healthy fault = iota
-	firstFrameThrottle
-	afterStartThrottle // ConverseStream: messageStart, then a throttle
-	firstFrameModelStreamError
-	firstFrameInternal
-	midStreamUnavailable
-	midStreamModelTimeout
-	numFaults
+	exitOK          = 0   // the check passed, serve stopped cleanly, the probe succeeded
+	exitFailed      = 1   // invariants broken, the probe's call failed, or a runtime error
+	exitUsage       = 2   // bad flags, arguments or SPEC
+	exitInterrupted = 130 // SIGINT or SIGTERM during a check
 )
 
-var faultNames = [...]string{"healthy", "first-frame throttle", "throttle after messageStart",
-	"first-frame modelStreamError", "first-frame internal error", "mid-stream 503", "mid-stream model timeout"}
-
-func (f fault) beforeContent() bool { return f >= firstFrameThrottle && f <= firstFrameInternal }
-
-type call struct {
-	id       int
-	converse bool
-	fault    fault
-}
-
-func makePlan(cfg config) []call {
-	rng := rand.New(rand.NewSource(cfg.seed))
-	plan := make([]call, cfg.calls)
-	for i := range plan {
-		f := healthy
-		if rng.Intn(100) < 60 {
-			f = fault(1 + rng.Intn(int(numFaults)-1))
+// run is main without the process: it dispatches to the subcommands and
+// returns the exit status. ctx ends on SIGINT/SIGTERM.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "serve":
+			return runServe(ctx, args[1:], stdout, stderr)
+		case "probe":
+			return runProbe(ctx, args[1:], stdout, stderr)
+		case "check":
+			args = args[1:]
+		case "help":
+			writeHelp(stdout)
+			return exitOK
+		default:
+			return usageError(stderr, "streamcheck", fmt.Sprintf("unknown command %q (commands: serve, probe, help; no command runs the check)", args[0]))
 		}
-		c := call{id: i, converse: i%2 == 0, fault: f}
-		if f == afterStartThrottle && !c.converse {
-			c.fault = firstFrameThrottle
-		}
-		plan[i] = c
 	}
-	return plan
+	return runCheck(ctx, args, stdout, stderr)
 }
 
-// script answers each request from the plan: it reads the call id from the
-// request body and injects the call's fault on its first attempt only.
-func script(cfg config, plan []call) func(fake.Call) fake.Response {
-	var mu sync.Mutex
-	attempts := map[int]int{}
-	return func(c fake.Call) fake.Response {
-		id := callID(c.Body)
-		if id < 0 || id >= len(plan) {
-			return fake.Response{Status: 400, ErrorType: "ValidationException", ErrorMessage: "streamcheck: no call id in request"}
-		}
-		mu.Lock()
-		attempts[id]++
-		first := attempts[id] == 1
-		mu.Unlock()
-		p := plan[id]
-		f := p.fault
-		if !first {
-			f = healthy
-		}
-		content := func(n int) []fake.Step {
-			var steps []fake.Step
-			for i := 0; i < n; i++ {
-				text := fmt.Sprintf("c%d-e%d ", id, i)
-				if p.converse {
-					steps = append(steps, fake.TextDelta(text))
-				} else {
-					steps = append(steps, fake.Chunk([]byte(text)))
-				}
-			}
-			return steps
-		}
-		var s []fake.Step
-		if p.converse {
-			s = append(s, fake.MessageStart())
-		}
-		switch f {
-		case healthy:
-			s = append(s, content(cfg.events)...)
-			if p.converse {
-				s = append(s, fake.ContentBlockStop(), fake.MessageStop("end_turn"), fake.Metadata(3, cfg.events))
-			}
-		case firstFrameThrottle, afterStartThrottle:
-			if !p.converse || f == firstFrameThrottle {
-				s = nil
-			}
-			s = append(s, fake.Exception("throttlingException", "Too many requests, please wait before trying again."))
-		case firstFrameModelStreamError:
-			s = []fake.Step{fake.ExceptionPayload("modelStreamErrorException",
-				[]byte(`{"message":"The model stream failed","originalStatusCode":503,"originalMessage":"upstream unavailable"}`))}
-		case firstFrameInternal:
-			s = []fake.Step{fake.Exception("internalServerException", "Internal server error")}
-		case midStreamUnavailable:
-			s = append(s, content(cfg.events/2)...)
-			s = append(s, fake.Exception("serviceUnavailableException", "Service unavailable"))
-		case midStreamModelTimeout:
-			s = append(s, content(cfg.events/2)...)
-			s = append(s, fake.Exception("modelTimeoutException", "Model timed out"))
-		}
-		return fake.Response{Steps: s}
+// parseFlags parses args with fs. It prints -h help to stdout (exit 0)
+// and errors to stderr (exit 2); ok is false when run should return code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard) // errors are printed below, once, without the whole usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		writeHelp(stdout)
+		return exitOK, false
+	case err != nil:
+		return usageError(stderr, fs.Name(), err.Error()), false
+	case fs.NArg() > 0:
+		return usageError(stderr, fs.Name(), fmt.Sprintf("unexpected argument %q (flags come as -name value)", fs.Arg(0))), false
 	}
+	return 0, true
 }
 
-// callID finds "call-N" in a request body.
-func callID(body []byte) int {
-	i := strings.Index(string(body), "call-")
-	if i < 0 {
-		return -1
+// usageError prints a usage error and returns exitUsage.
+func usageError(stderr io.Writer, cmd, msg string) int {
+	fmt.Fprintf(stderr, "%s: %s\nrun 'streamcheck -h' for usage\n", cmd, msg)
+	return exitUsage
+}
+
+// checkFlags defines the check's flags on a new FlagSet.
+func checkFlags(cfg *checkConfig, faults *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("streamcheck", flag.ContinueOnError)
+	fs.IntVar(&cfg.calls, "calls", 200, "calls per side, alternately ConverseStream and InvokeModelWithResponseStream")
+	fs.IntVar(&cfg.concurrency, "concurrency", 8, "calls in flight at once on each side (one SDK client per call in flight)")
+	fs.Int64Var(&cfg.seed, "seed", 1, "seed of the fault draws: the same seed gives the same faults to the same calls")
+	fs.IntVar(&cfg.events, "events", 20, "content events (text deltas) per healthy stream")
+	fs.StringVar(faults, "faults", "default", "the fault SPEC (see below): default, none, or rules")
+	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON on stdout instead of the table")
+	fs.BoolVar(&cfg.progress, "progress", false, "show the progress line even when stderr is not a terminal")
+	return fs
+}
+
+// runCheck runs the side-by-side check.
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg checkConfig
+	var faults string
+	fs := checkFlags(&cfg, &faults)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
-	var id int
-	if _, err := fmt.Sscanf(string(body[i:]), "call-%d", &id); err != nil {
-		return -1
+	switch {
+	case cfg.calls < 1 || cfg.calls > 100_000:
+		return usageError(stderr, "streamcheck", fmt.Sprintf("-calls %d: want 1 to 100000", cfg.calls))
+	case cfg.concurrency < 1 || cfg.concurrency > 256:
+		return usageError(stderr, "streamcheck", fmt.Sprintf("-concurrency %d: want 1 to 256", cfg.concurrency))
+	case cfg.events < 1 || cfg.events > 10_000:
+		return usageError(stderr, "streamcheck", fmt.Sprintf("-events %d: want 1 to 10000", cfg.events))
 	}
-	return id
-}
-
-type outcome struct {
-	events    []string
-	err       error
-	firstWait time.Duration
-}
-
-// tally is one side's figures.
-type tally struct {
-	side        string
-	calls       int
-	completed   int
-	failed      map[string]int // by "status code"
-	serverCalls int
-	retries     int // server calls beyond one per call
-	events      int
-	duplicated  int
-	firstEvent  []time.Duration
-	outcomes    []outcome
-	elapsed     time.Duration
-}
-
-func runSide(side string, cfg config, plan []call, stderr io.Writer) (*tally, error) {
-	srv, err := fake.NewServer()
+	spec, err := parseSpec(faults)
 	if err != nil {
-		return nil, err
+		return usageError(stderr, "streamcheck", "-faults: "+err.Error())
 	}
-	defer srv.Close()
-	srv.SetScript(script(cfg, plan))
+	cfg.spec = spec
+	prog := newProgress(stderr, cfg.progress || isTerminal(stderr))
 
-	awsCfg := aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTREAMCHECK", "streamcheck-secret", ""),
-		BaseEndpoint: aws.String(srv.URL),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 3
-				o.RateLimiter = ratelimit.None
-				// A short, fixed backoff keeps the demo quick; real clients keep the SDK's.
-				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 5 * time.Millisecond, nil })
-			})
-		},
-	}
-	if side != "bare SDK" {
-		middleware.AppendMiddlewares(&awsCfg.APIOptions)
-	}
-	client := bedrockruntime.NewFromConfig(awsCfg)
-
-	t := &tally{side: side, calls: len(plan), failed: map[string]int{}, outcomes: make([]outcome, len(plan))}
-	start := time.Now()
-	work := make(chan call)
-	var wg sync.WaitGroup
-	var done int
-	var mu sync.Mutex
-	for w := 0; w < cfg.concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				o := doCall(client, c)
-				mu.Lock()
-				t.outcomes[c.id] = o
-				done++
-				if done%50 == 0 || done == len(plan) {
-					fmt.Fprintf(stderr, "\r%-13s %d/%d calls", side, done, len(plan))
+	bare, err := runSide(ctx, cfg, false, prog)
+	if err == nil {
+		var plugin *sideRun
+		plugin, err = runSide(ctx, cfg, true, prog)
+		if err == nil {
+			r := buildReport(cfg, bare, plugin)
+			if cfg.json {
+				if err := r.writeJSON(stdout); err != nil {
+					fmt.Fprintf(stderr, "streamcheck: write the JSON result: %v\n", err)
+					return exitFailed
 				}
-				mu.Unlock()
+			} else {
+				r.writeTable(stdout)
 			}
-		}()
-	}
-	for _, c := range plan {
-		work <- c
-	}
-	close(work)
-	wg.Wait()
-	fmt.Fprintln(stderr)
-	t.elapsed = time.Since(start)
-	t.serverCalls = srv.CallCount()
-	t.retries = t.serverCalls - len(plan)
-	for _, o := range t.outcomes {
-		seen := map[string]bool{}
-		for _, e := range o.events {
-			if seen[e] {
-				t.duplicated++
+			if !r.PluginInvariants.Met {
+				return exitFailed
 			}
-			seen[e] = true
+			return exitOK
 		}
-		t.events += len(o.events)
-		if o.firstWait > 0 {
-			t.firstEvent = append(t.firstEvent, o.firstWait)
-		}
-		if o.err == nil {
-			t.completed++
-			continue
-		}
-		r := classify.Classify(o.err)
-		key := fmt.Sprintf("%d %s", r.Status, r.Code)
-		if r.Status == 0 {
-			key = "no status " + r.Code
-		}
-		t.failed[key]++
 	}
-	return t, nil
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "streamcheck: interrupted; no result")
+		return exitInterrupted
+	}
+	fmt.Fprintf(stderr, "streamcheck: %v\n", err)
+	return exitFailed
 }
 
-func doCall(client *bedrockruntime.Client, c call) outcome {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	prompt := fmt.Sprintf("call-%d", c.id)
-	start := time.Now()
-	var o outcome
-	record := func(e string) {
-		if o.firstWait == 0 {
-			o.firstWait = time.Since(start)
-		}
-		o.events = append(o.events, e)
-	}
-	if c.converse {
-		out, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
-			ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
-			Messages: []types.Message{{Role: types.ConversationRoleUser,
-				Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: prompt}}}},
-		})
-		if err != nil {
-			o.err = err
-			return o
-		}
-		stream := out.GetStream()
-		defer stream.Close()
-		for ev := range stream.Events() {
-			if d, ok := ev.(*types.ConverseStreamOutputMemberContentBlockDelta); ok {
-				if t, ok := d.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
-					record(t.Value)
-				}
-			}
-		}
-		o.err = stream.Err()
-		return o
-	}
-	body, _ := json.Marshal(map[string]string{"prompt": prompt})
-	out, err := client.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
-		ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"), Body: body, ContentType: aws.String("application/json"),
-	})
-	if err != nil {
-		o.err = err
-		return o
-	}
-	stream := out.GetStream()
-	defer stream.Close()
-	for ev := range stream.Events() {
-		if ch, ok := ev.(*types.ResponseStreamMemberChunk); ok {
-			record(string(ch.Value.Bytes))
-		}
-	}
-	o.err = stream.Err()
-	return o
+// writeHelp prints the usage of every command and the SPEC language.
+func writeHelp(w io.Writer) {
+	fmt.Fprint(w, `streamcheck: what streamstatus does to failures inside AWS event streams, with no AWS account.
+
+Usage:
+  streamcheck [flags]         the check: the same calls, with the same injected faults, through the
+                              bare SDK and through streamstatus, against an in-process fake Bedrock
+                              Runtime endpoint on 127.0.0.1; prints a side-by-side table
+  streamcheck serve [flags]   only the fault-injecting endpoint, for any SDK in any language
+  streamcheck probe [flags]   one real ConverseStream call through streamstatus with your AWS
+                              credentials; prints what was retried and why
+  streamcheck help            this text
+
+Exit status: 0 when the check's plugin side met its invariants (every retryable fault before
+content recovered, no event delivered twice or missed, every failure with a typed status), serve
+stopped on SIGINT/SIGTERM, or the probe's call succeeded; 1 otherwise; 2 for usage errors.
+
+Check flags:
+`)
+	var cfg checkConfig
+	var s string
+	printDefaults(w, checkFlags(&cfg, &s))
+	fmt.Fprint(w, "\nServe flags:\n")
+	printDefaults(w, serveFlags(&serveConfig{}))
+	fmt.Fprint(w, serveHelp)
+	fmt.Fprint(w, "\nProbe flags:\n")
+	printDefaults(w, probeFlags(&probeConfig{}))
+	fmt.Fprint(w, "\n"+specHelp)
 }
 
-// violations lists broken plugin promises.
-func (t *tally) violations(plan []call) []string {
-	var out []string
-	if t.duplicated > 0 {
-		out = append(out, fmt.Sprintf("%d events delivered twice", t.duplicated))
-	}
-	for i, c := range plan {
-		o := t.outcomes[i]
-		switch {
-		case (c.fault == healthy || c.fault.beforeContent()) && o.err != nil:
-			out = append(out, fmt.Sprintf("call %d (%s) failed: %v", i, faultNames[c.fault], o.err))
-		case !c.fault.beforeContent() && c.fault != healthy:
-			if r := classify.Classify(o.err); o.err == nil || r.Status == 0 || r.Status == 200 {
-				out = append(out, fmt.Sprintf("call %d (%s): error %v has no mapped status", i, faultNames[c.fault], o.err))
-			}
-		}
-	}
-	return out
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[int(float64(len(s)-1)*p)]
-}
-
-func printTable(w io.Writer, cfg config, sides []*tally) {
-	fmt.Fprintf(w, "\nstreamcheck: %d calls per side (seed %d), fault mix on first attempts:\n", cfg.calls, cfg.seed)
-	counts := map[fault]int{}
-	plan := makePlan(cfg)
-	for _, c := range plan {
-		counts[c.fault]++
-	}
-	for f := fault(0); f < numFaults; f++ {
-		fmt.Fprintf(w, "  %-30s %d\n", faultNames[f], counts[f])
-	}
-	fmt.Fprintln(w)
-	row := func(name string, f func(t *tally) string) {
-		fmt.Fprintf(w, "%-44s %14s %14s\n", name, f(sides[0]), f(sides[1]))
-	}
-	row("", func(t *tally) string { return t.side })
-	row("calls", func(t *tally) string { return fmt.Sprint(t.calls) })
-	row("completed", func(t *tally) string { return fmt.Sprint(t.completed) })
-	keys := map[string]bool{}
-	for _, t := range sides {
-		for k := range t.failed {
-			keys[k] = true
-		}
-	}
-	var sorted []string
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
-		row("failed: "+k, func(t *tally) string { return fmt.Sprint(t.failed[k]) })
-	}
-	row("transparent retries", func(t *tally) string { return fmt.Sprint(t.retries) })
-	row("server calls", func(t *tally) string { return fmt.Sprint(t.serverCalls) })
-	row("events delivered", func(t *tally) string { return fmt.Sprint(t.events) })
-	row("events duplicated", func(t *tally) string { return fmt.Sprint(t.duplicated) })
-	row("time to first event p50", func(t *tally) string { return percentile(t.firstEvent, 0.5).Round(10 * time.Microsecond).String() })
-	row("time to first event p99", func(t *tally) string { return percentile(t.firstEvent, 0.99).Round(10 * time.Microsecond).String() })
-	row("wall time", func(t *tally) string { return t.elapsed.Round(time.Millisecond).String() })
+// printDefaults prints a FlagSet's flags to w.
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	fs.PrintDefaults()
 }
