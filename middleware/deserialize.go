@@ -28,7 +28,17 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 ) {
 	out, md, err = next.HandleDeserialize(ctx, in)
 	if err != nil {
-		return out, md, err // HTTP error answers: exactly as without the plugin
+		// HTTP error answers: exactly as without the plugin, except that
+		// the body is closed. The SDK's schema-serde generation
+		// (bedrockruntime v1.63+, sagemakerruntime v1.50+) never closes the
+		// error body of an event-stream operation: its
+		// OperationDeserializer leaves event-stream bodies to the
+		// event-stream deserializer, which returns early on error. Nobody
+		// reads the body of a failed attempt again.
+		if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		return out, md, err
 	}
 	resp, ok := out.RawResponse.(*smithyhttp.Response)
 	if !ok || resp.Body == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {

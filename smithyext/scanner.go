@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"slices"
 	"strings"
 )
 
@@ -192,9 +191,11 @@ func (s *Scanner) next() (*Frame, error) {
 
 	size := int(total)
 	if cap(s.buf) < size {
-		// Exactly the declared length (rounded up to the allocator's size
-		// class by slices.Grow on a nil slice); never more than MaxFrameLen.
-		s.buf = slices.Grow([]byte(nil), size)
+		// Exactly the declared length, never more than MaxFrameLen. Not
+		// slices.Grow: it is append(nil, make(n)...), which allocates once
+		// only thanks to a compiler optimization that -race and -N builds
+		// turn off; there it allocated twice the declared length.
+		s.buf = make([]byte, size)
 	}
 	buf := s.buf[:size]
 	copy(buf, s.pre[:])
