@@ -14,38 +14,56 @@ import (
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-// FuzzScanner checks the scanner against smithy-go's reference decoder.
+// FuzzScanner is the differential fuzz test of the frame scanner against
+// smithy-go's reference decoder (eventstream.Decoder, the one the SDK's
+// event readers use).
 //
-// Properties:
-//   - Next never panics, and the frame buffer never exceeds MaxFrameLen; a
-//     rejected prelude never grows it.
-//   - Every frame the scanner accepts is accepted by smithy-go's
-//     eventstream.Decoder too, with the same headers (compared by name, type
-//     and value after applying smithy-go's Headers.Set last-wins collapsing of
-//     duplicates) and the same payload; Headers() re-encodes to exactly the
-//     frame's header block; the well-known accessors return the last
-//     string-typed header of their name.
-//   - If smithy-go accepts the input's first frame, and that frame's prelude
-//     declares a total length in [MinFrameLen, MaxFrameLen] and a headers
-//     length <= total-16, the scanner accepts it too.
+// The seeds below run in every `go test ./...`. The long run (issue 8: at
+// least 10 minutes; -parallel 1 keeps a small machine usable):
 //
-// Deliberate differences from smithy-go, excluded from the last property:
-//   - smithy-go's only prelude length check is total != 0. A total of 1..15
-//     or a headers length above total-16 makes its uint32 payload length
-//     underflow, so it reads on into the following bytes (or to EOF) as
-//     payload; the scanner rejects such preludes with ErrPreludeLength before
-//     reading anything else. smithy-go also has no upper bound; the scanner
-//     rejects totals above MaxFrameLen.
-//   - smithy-go decodes headers from an io.LimitReader and treats io.EOF while
-//     reading a header name as the end of the block, so a block ending in a
-//     lone non-zero name-length byte (with none of the name present) is
-//     accepted and the byte silently dropped. The scanner rejects that block
-//     with ErrHeaders (see scanDanglingNameLen).
+//	go test -run '^$' -fuzz '^FuzzScanner$' -fuzztime 10m -parallel 1 ./smithyext/
 //
-// smithy-go is only ever fed the fuzz input (or a frame the scanner already
-// bounded), through an io.LimitReader: its payload buffer grows with the
-// bytes actually read, and header values are at most 64 KiB, so a huge
-// declared length cannot make it allocate more than the input's size.
+// Any failing input the fuzzer finds is written to
+// testdata/fuzz/FuzzScanner/ and is then a seed of every later run: keep it.
+//
+// Each input is a byte stream of any number of frames. Both decoders walk
+// it frame by frame from the start, and at every frame:
+//   - both are at the same offset; a clean end of input is a clean end for
+//     both (the scanner's io.EOF);
+//   - both accept the frame, or both reject it (then the walk ends); an
+//     accepted frame has the same headers (compared by name, type and value
+//     after smithy-go's Headers.Set last-wins collapsing of duplicates) and
+//     the same payload in both, and both consume exactly its bytes;
+//   - a prelude-CRC rejection by the scanner is a smithy-go ChecksumError;
+//   - Next never panics, the scanner's frame buffer never exceeds
+//     MaxFrameLen, and a rejected prelude never grows it; errors are
+//     *FrameError and sticky;
+//   - an accepted frame's Headers() re-encodes to exactly its header block,
+//     and the well-known accessors return the last string-typed header of
+//     their name.
+//
+// Deliberate differences from smithy-go, where the walk stops without
+// comparing (pinned by TestScannerPreludeLengthDiffersFromSmithy and
+// TestScannerDanglingNameLenDiffersFromSmithy):
+//   - Prelude lengths. smithy-go's only check is total != 0. A total of
+//     1..15 or a headers length above total-16 makes its uint32 payload
+//     length underflow, so it reads on into the following frames (or to
+//     EOF) as payload; smithy-go also has no upper bound. The scanner
+//     rejects such preludes, and totals above MaxFrameLen (16 MiB, the AWS
+//     limit), with ErrPreludeLength before reading anything else: DESIGN.md
+//     §5 invariant 3 (memory per stream bounded by one frame).
+//   - A lone trailing header-name-length byte. smithy-go decodes headers
+//     from an io.LimitReader and treats io.EOF while reading a header name
+//     as the end of the block, so a block ending in a lone non-zero
+//     name-length byte (with none of the name present) is accepted and the
+//     byte silently dropped. The header is malformed, so the scanner
+//     rejects the block with ErrHeaders (see scanDanglingNameLen and
+//     TestScannerDanglingNameLenDiffersFromSmithy).
+//
+// smithy-go is only ever fed the fuzz input, through a bytes.Reader: its
+// payload buffer grows with the bytes actually read and header values are
+// at most 64 KiB, so a huge declared length cannot make it allocate more
+// than the input's size.
 func FuzzScanner(f *testing.F) {
 	for _, class := range []string{"positive", "negative"} {
 		for _, v := range scanReadVectors(f, class) {
@@ -53,9 +71,15 @@ func FuzzScanner(f *testing.F) {
 		}
 	}
 	chunk := scanEncode(f, scanBedrockChunk())
-	f.Add(chunk)
-	f.Add(scanCat(chunk, chunk, scanEncode(f, eventstream.Message{})))
-	f.Add(scanEncode(f, eventstream.Message{
+	exception := scanEncode(f, eventstream.Message{
+		Headers: eventstream.Headers{
+			{Name: ":message-type", Value: eventstream.StringValue("exception")},
+			{Name: ":exception-type", Value: eventstream.StringValue("throttlingException")},
+			{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+		},
+		Payload: []byte(`{"message":"Too many requests"}`),
+	})
+	allTypes := scanEncode(f, eventstream.Message{
 		Headers: eventstream.Headers{
 			{Name: ":message-type", Value: eventstream.StringValue("error")},
 			{Name: ":error-code", Value: eventstream.StringValue("InternalFailure")},
@@ -71,7 +95,25 @@ func FuzzScanner(f *testing.F) {
 			{Name: "u", Value: eventstream.UUIDValue{1}},
 		},
 		Payload: []byte("payload"),
-	}))
+	})
+	empty := scanEncode(f, eventstream.Message{})
+	f.Add(chunk)
+	f.Add(allTypes)
+	// Multi-frame streams: healthy, then with the second or a later frame
+	// damaged (truncated, bad CRC, bad length, malformed headers), so the
+	// fuzzer starts from streams whose failure is not at offset 0.
+	f.Add(scanCat(chunk, chunk, empty))
+	f.Add(scanCat(chunk, chunk, chunk, exception))
+	f.Add(scanCat(chunk, allTypes, exception, chunk))
+	f.Add(scanCat(chunk, chunk[:len(chunk)-7]))
+	f.Add(scanCat(chunk, chunk[:5]))
+	f.Add(scanCat(chunk, scanFlip(chunk, 9), chunk))
+	f.Add(scanCat(chunk, scanFlip(chunk, len(chunk)-1), chunk))
+	f.Add(scanCat(chunk, chunk, scanPrelude(0xffffffff, 0), chunk))
+	f.Add(scanCat(chunk, scanPrelude(15, 0), make([]byte, 3), chunk))
+	f.Add(scanCat(chunk, scanPrelude(40, 25), make([]byte, 28), chunk))
+	f.Add(scanCat(chunk, scanFrame(scanCat(scanStr(":event-type", "a"), []byte{4}), []byte("p")), chunk))
+	f.Add(scanCat(exception, scanFrame(scanHdr("x", 10, nil), nil)))
 	f.Add(scanFrame(scanCat(scanStr(":event-type", "a"), scanStr(":event-type", "b")), nil))
 	f.Add(scanFrame(scanCat(scanStr(":event-type", "a"), []byte{4}), []byte("p")))
 	f.Add(scanPrelude(0xffffffff, 0))
@@ -81,31 +123,50 @@ func FuzzScanner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		scanFuzzOne(t, data)
 		// CRCs stop the fuzzer from reaching the header parser through random
-		// mutation, so also run the input with the first frame's CRCs fixed.
+		// mutation, so also run the input with every frame's CRCs fixed.
 		if fixed := scanRepairCRCs(data); !bytes.Equal(fixed, data) {
 			scanFuzzOne(t, fixed)
 		}
 	})
 }
 
-// scanRepairCRCs returns a copy of data whose first frame carries correct
-// prelude and (if the declared total fits in data) message CRCs.
+// scanFlip returns a copy of frame with byte i inverted.
+func scanFlip(frame []byte, i int) []byte {
+	b := bytes.Clone(frame)
+	b[i] ^= 0xff
+	return b
+}
+
+// scanRepairCRCs returns a copy of data whose frames carry correct prelude
+// and message CRCs: it follows the declared total lengths from the start,
+// fixing each frame's CRCs, until a total is out of range or runs past the
+// end of data (that frame gets only its prelude CRC fixed).
 func scanRepairCRCs(data []byte) []byte {
-	if len(data) < smithyext.PreludeLen {
-		return data
-	}
 	d := bytes.Clone(data)
-	binary.BigEndian.PutUint32(d[8:], crc32.ChecksumIEEE(d[:8]))
-	if total := binary.BigEndian.Uint32(d); total >= smithyext.MinFrameLen && uint64(total) <= uint64(len(d)) {
-		binary.BigEndian.PutUint32(d[total-4:], crc32.ChecksumIEEE(d[:total-4]))
+	for off := 0; len(d)-off >= smithyext.PreludeLen; {
+		fr := d[off:]
+		binary.BigEndian.PutUint32(fr[8:], crc32.ChecksumIEEE(fr[:8]))
+		total := binary.BigEndian.Uint32(fr)
+		if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || uint64(total) > uint64(len(fr)) {
+			break
+		}
+		binary.BigEndian.PutUint32(fr[total-4:], crc32.ChecksumIEEE(fr[:total-4]))
+		off += int(total)
 	}
 	return d
 }
 
-// scanFuzzOne runs the FuzzScanner properties on one input.
+// scanFuzzOne runs the FuzzScanner properties on one input: the scanner and
+// smithy-go's decoder walk the same stream side by side.
 func scanFuzzOne(t *testing.T, data []byte) {
 	s := smithyext.NewScanner(bytes.NewReader(data))
+	ref := bytes.NewReader(data)
+	dec := eventstream.NewDecoder()
 	for i := 0; ; i++ {
+		off := len(data) - ref.Len()
+		if s.Offset() != int64(off) {
+			t.Fatalf("frame %d: scanner at offset %d, smithy-go at %d", i, s.Offset(), off)
+		}
 		capBefore := smithyext.ScannerBufCap(s)
 		fr, err := s.Next()
 		if c := smithyext.ScannerBufCap(s); c > smithyext.MaxFrameLen {
@@ -113,26 +174,80 @@ func scanFuzzOne(t *testing.T, data []byte) {
 		} else if (errors.Is(err, smithyext.ErrPreludeLength) || errors.Is(err, smithyext.ErrPreludeCRC)) && c != capBefore {
 			t.Fatalf("rejected prelude grew the frame buffer from %d to %d bytes", capBefore, c)
 		}
-		if i == 0 {
-			scanCheckSmithyAccepts(t, data, err)
-		}
-		if err != nil {
-			if err != io.EOF {
-				var fe *smithyext.FrameError
-				if !errors.As(err, &fe) {
-					t.Fatalf("frame %d: error %v is not a *FrameError", i, err)
-				}
-				if _, err2 := s.Next(); err2 != err {
-					t.Fatalf("error is not sticky: %v then %v", err, err2)
-				}
+		if err == io.EOF {
+			if ref.Len() != 0 {
+				t.Fatalf("frame %d: scanner says clean EOF with %d bytes left", i, ref.Len())
 			}
 			return
+		}
+		if err != nil {
+			var fe *smithyext.FrameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("frame %d: error %v is not a *FrameError", i, err)
+			}
+			if _, err2 := s.Next(); err2 != err {
+				t.Fatalf("error is not sticky: %v then %v", err, err2)
+			}
+		}
+		if ref.Len() == 0 {
+			t.Fatalf("frame %d: smithy-go is at a clean end of input, the scanner read (%v)", i, err)
+		}
+		if scanDeliberateDifference(t, data[off:], err) {
+			return
+		}
+
+		msg, serr := dec.Decode(ref, nil)
+		switch {
+		case err != nil && serr == nil:
+			t.Fatalf("frame %d at offset %d: smithy-go accepts it, the scanner rejects it: %v", i, off, err)
+		case err == nil && serr != nil:
+			t.Fatalf("frame %d at offset %d: the scanner accepts it, smithy-go rejects it: %v", i, off, serr)
+		case err != nil:
+			if errors.Is(err, smithyext.ErrPreludeCRC) && !errors.As(serr, new(eventstream.ChecksumError)) {
+				t.Fatalf("frame %d: scanner %v, smithy-go %v (want a ChecksumError)", i, err, serr)
+			}
+			return // both rejected the frame: the stream ends for both
+		}
+		if got, want := len(data)-ref.Len()-off, len(fr.Bytes()); got != want {
+			t.Fatalf("frame %d: smithy-go consumed %d bytes, the frame is %d", i, got, want)
+		}
+		if !bytes.Equal(msg.Payload, fr.Payload()) {
+			t.Fatalf("frame %d: payload %q, smithy-go %q", i, fr.Payload(), msg.Payload)
+		}
+		var got eventstream.Headers
+		for h := range fr.Headers() {
+			got.Set(string(h.Name), scanSmithyValue(t, h))
+		}
+		if d := scanHeadersEqual(msg.Headers, got); d != "" {
+			t.Fatalf("frame %d: headers differ from smithy-go's: %s", i, d)
 		}
 		scanCheckFrame(t, fr)
 	}
 }
 
-// scanCheckFrame checks an accepted frame against smithy-go's decoder.
+// scanDeliberateDifference reports whether the frame at the start of rest,
+// which the scanner answered with err, is one of the documented deliberate
+// differences from smithy-go (see FuzzScanner), and checks that the scanner
+// rejected it the documented way.
+func scanDeliberateDifference(t *testing.T, rest []byte, err error) bool {
+	if len(rest) < smithyext.PreludeLen {
+		return false
+	}
+	total := binary.BigEndian.Uint32(rest[0:4])
+	headersLen := binary.BigEndian.Uint32(rest[4:8])
+	if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || headersLen > total-smithyext.MinFrameLen {
+		if !errors.Is(err, smithyext.ErrPreludeLength) {
+			t.Fatalf("prelude total %d, headers length %d: scanner answered %v, want ErrPreludeLength", total, headersLen, err)
+		}
+		return true
+	}
+	return errors.Is(err, smithyext.ErrHeaders) && int(total) <= len(rest) &&
+		scanDanglingNameLen(rest[smithyext.PreludeLen:smithyext.PreludeLen+int(headersLen)])
+}
+
+// scanCheckFrame checks an accepted frame on its own: smithy-go decodes
+// exactly its bytes to the same headers and payload, Headers() re-encodes to
+// the header block, and the accessors agree with the headers.
 func scanCheckFrame(t *testing.T, fr *smithyext.Frame) {
 	frame := fr.Bytes()
 	r := bytes.NewReader(frame)
@@ -199,32 +314,6 @@ func scanCheckFrame(t *testing.T, fr *smithyext.Frame) {
 	}
 }
 
-// scanCheckSmithyAccepts checks that when smithy-go accepts the first frame of
-// data and its prelude is within the scanner's limits, the scanner (whose
-// first result was err) accepted it too.
-func scanCheckSmithyAccepts(t *testing.T, data []byte, err error) {
-	if len(data) < smithyext.PreludeLen {
-		return
-	}
-	_, serr := eventstream.NewDecoder().Decode(io.LimitReader(bytes.NewReader(data), int64(len(data))), nil)
-	if serr != nil {
-		return
-	}
-	total := binary.BigEndian.Uint32(data[0:4])
-	headersLen := binary.BigEndian.Uint32(data[4:8])
-	if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || headersLen > total-smithyext.MinFrameLen {
-		return // deliberate difference: smithy-go has no such bounds
-	}
-	if err == nil {
-		return
-	}
-	if errors.Is(err, smithyext.ErrHeaders) && int(total) <= len(data) &&
-		scanDanglingNameLen(data[smithyext.PreludeLen:smithyext.PreludeLen+int(headersLen)]) {
-		return // deliberate difference: smithy-go drops a lone trailing name-length byte
-	}
-	t.Fatalf("smithy-go accepts the first frame, the scanner rejects it: %v", err)
-}
-
 // scanDanglingNameLen reports whether a header block is well formed except
 // for a final lone non-zero name-length byte, which smithy-go's decoder
 // silently accepts (io.ReadFull of the missing name returns io.EOF, which
@@ -280,5 +369,34 @@ func TestScannerDanglingNameLenDiffersFromSmithy(t *testing.T) {
 	}
 	if !scanDanglingNameLen(in[smithyext.PreludeLen : len(in)-4-len("payload")]) {
 		t.Error("scanDanglingNameLen does not recognise the block")
+	}
+}
+
+// TestScannerPreludeLengthDiffersFromSmithy pins the other deliberate
+// difference: for a prelude whose lengths are impossible (total below 16,
+// above MaxFrameLen, or a headers length the total has no room for)
+// smithy-go reads on past the declared end of the frame, into the next
+// frame, while the scanner stops at the prelude with ErrPreludeLength.
+func TestScannerPreludeLengthDiffersFromSmithy(t *testing.T) {
+	next := scanEncode(t, scanBedrockChunk())
+	for _, c := range []struct {
+		total, headers uint32
+		block          []byte // what follows the prelude, before the next frame
+	}{
+		{15, 0, nil},
+		{smithyext.MaxFrameLen + 1, 0, nil},
+		{40, 30, scanStr(":event-type", "fifteen-bytes!!")}, // a valid 30-byte header block
+	} {
+		in := scanCat(scanPrelude(c.total, c.headers), c.block, next)
+		r := bytes.NewReader(in)
+		_, serr := eventstream.NewDecoder().Decode(r, nil)
+		// smithy-go reads past the declared end (or to the end of input).
+		if consumed := len(in) - r.Len(); consumed < min(int(c.total)+1, len(in)) {
+			t.Logf("total %d headers %d: smithy-go now stops after %d bytes (%v); the difference may be gone", c.total, c.headers, consumed, serr)
+		}
+		s := smithyext.NewScanner(bytes.NewReader(in))
+		if _, err := s.Next(); !errors.Is(err, smithyext.ErrPreludeLength) || s.Offset() != smithyext.PreludeLen {
+			t.Errorf("total %d headers %d: scanner %v at offset %d, want ErrPreludeLength after the prelude", c.total, c.headers, err, s.Offset())
+		}
 	}
 }
