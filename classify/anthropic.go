@@ -83,7 +83,7 @@ func (c *Classifier) EnvelopeDetector(service, operation string) func(Stream, *s
 	if service != "Bedrock Runtime" || operation != "InvokeModelWithResponseStream" {
 		return nil
 	}
-	return c.chunkEnvelope
+	return c.envelope
 }
 
 func (c *Classifier) chunkEnvelope(s Stream, f *smithyext.Frame) *smithyext.StatusError {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/streamstatus/streamstatus/smithyext"
+
 	smithy "github.com/aws/smithy-go"
 )
 
@@ -77,6 +79,7 @@ func JSON[T any, PT interface {
 type Classifier struct {
 	services map[string]map[string]Rule
 	generic  map[string]Rule
+	envelope func(Stream, *smithyext.Frame) *smithyext.StatusError // c.chunkEnvelope, bound once
 }
 
 // New returns a Classifier over the given tables. Rows of later tables
@@ -89,6 +92,7 @@ type Classifier struct {
 // service after the service's own table.
 func New(tables ...Table) *Classifier {
 	c := &Classifier{services: map[string]map[string]Rule{}, generic: map[string]Rule{}}
+	c.envelope = c.chunkEnvelope
 	for _, t := range tables {
 		rows := c.generic
 		if t.ServiceID != "" {

@@ -18,7 +18,7 @@ import (
 // OperationEventStreamDeserializer, so it sees each response before the
 // SDK's event reader starts on resp.Body.
 type deserializeMiddleware struct {
-	opts resolved
+	opts *resolved
 }
 
 func (*deserializeMiddleware) ID() string { return DeserializeID }
@@ -53,7 +53,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	if info.RequestID == "" {
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
-	body := newStreamBody(ctx, resp.Body, info, &m.opts)
+	body := newStreamBody(ctx, resp.Body, info, m.opts)
 	if err := body.readAhead(); err != nil {
 		_ = body.Close()
 		return out, md, err
@@ -72,7 +72,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
-	scan *smithyext.Scanner
+	scan smithyext.Scanner
 	info classify.Stream
 	opts *resolved
 	// envelope detects in-band error envelopes in events; nil when none
@@ -88,7 +88,8 @@ type streamBody struct {
 }
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
-	b := &streamBody{ctx: ctx, src: src, scan: smithyext.NewScanner(src), info: info, opts: opts}
+	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
+	b.scan.Reset(src)
 	if opts.envelopes {
 		b.envelope = opts.classifier.EnvelopeDetector(info.Service, info.Operation)
 	}

@@ -43,7 +43,7 @@ func body(t *testing.T, opts []Option, frames ...[]byte) (*streamBody, *closeRec
 	t.Helper()
 	src := &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}
 	r := resolve(opts)
-	b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, &r)
+	b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, r)
 	return b, src, b.readAhead()
 }
 
@@ -154,7 +154,7 @@ func TestPassThroughAllocatesNothingPerFrame(t *testing.T) {
 	buf := make([]byte, 4096)
 	allocs := testing.AllocsPerRun(20, func() {
 		src.Reader = bytes.NewReader(stream)
-		b := newStreamBody(context.Background(), src, classify.Stream{}, &r)
+		b := newStreamBody(context.Background(), src, classify.Stream{}, r)
 		if err := b.readAhead(); err != nil {
 			t.Fatal(err)
 		}

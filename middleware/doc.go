@@ -13,7 +13,8 @@
 //
 //	Finalize:    Retry                      one loop iteration per attempt
 //	             -> streamstatus.Finalize   (this package, once per attempt)
-//	             -> Signing -> ... -> transport
+//	             -> Signing
+//	             -> streamstatus.RequestBodyGuard (this package, last) -> transport
 //	Deserialize: OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
 //	             -> streamstatus.Deserialize        (this package: sees resp.Body first)
 //	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ...
@@ -45,11 +46,13 @@
 // is re-sent behind the consumer's back.
 //
 // The finalize middleware (finalize.go) runs once per attempt, inside the
-// retry loop. It hands the transport a request body without a WriteTo
-// method, which removes smithy-go's request-body race (closing the body
-// after Do makes net/http close the connection under a still-streaming
-// response), and it makes a StatusError the outermost error of a failed
-// attempt, so its mapped status wins over any HTTP wrapper's 200.
+// retry loop: it makes a StatusError the outermost error of a failed
+// attempt, so its mapped status wins over any HTTP wrapper's 200. The
+// request-body guard, the last finalize middleware (after signing, so the
+// payload hash still reads the original stream), hands the transport a
+// request body without a WriteTo method, which removes smithy-go's
+// request-body race (closing the body after Do makes net/http close the
+// connection under a still-streaming response).
 //
 // With [WithBudget], an initialize middleware also marks when each call
 // starts, for the budget's elapsed-time limit (package backoff).

@@ -21,11 +21,6 @@ func (*finalizeMiddleware) ID() string { return FinalizeID }
 func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
 	out smithymiddleware.FinalizeOutput, md smithymiddleware.Metadata, err error,
 ) {
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		if guarded, gerr := guardRequestBody(req); gerr == nil {
-			in.Request = guarded
-		}
-	}
 	out, md, err = next.HandleFinalize(ctx, in)
 	if err == nil {
 		return out, md, nil
@@ -40,6 +35,26 @@ func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddle
 		err = se
 	}
 	return out, md, err
+}
+
+// bodyGuardMiddleware is the last finalize middleware, after signing: it
+// hands the transport a request stream without WriteTo (see
+// guardRequestBody). Running after signing matters for speed: the SDK's
+// payload hash copies the stream with io.Copy, which uses WriteTo when it
+// can and allocates a 32 KiB buffer when it cannot.
+type bodyGuardMiddleware struct{}
+
+func (*bodyGuardMiddleware) ID() string { return BodyGuardID }
+
+func (*bodyGuardMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
+	smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error,
+) {
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if guarded, err := guardRequestBody(req); err == nil {
+			in.Request = guarded
+		}
+	}
+	return next.HandleFinalize(ctx, in)
 }
 
 // guardRequestBody hands the transport a request stream without a WriteTo

@@ -13,6 +13,7 @@ import (
 const (
 	DeserializeID = "streamstatus.Deserialize"
 	FinalizeID    = "streamstatus.Finalize"
+	BodyGuardID   = "streamstatus.RequestBodyGuard"
 )
 
 // IDs of the SDK middlewares ours are placed against.
@@ -62,8 +63,15 @@ func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts .
 	*apiOptions = append(*apiOptions, APIOption(opts...))
 }
 
-// install places the two middlewares on one operation's stack.
-func install(stack *smithymiddleware.Stack, r resolved) error {
+// The finalize middlewares hold no state; one value of each serves every
+// stack.
+var (
+	finalize  = &finalizeMiddleware{}
+	bodyGuard = &bodyGuardMiddleware{}
+)
+
+// install places the middlewares on one operation's stack.
+func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if _, ok := stack.Deserialize.Get(eventStreamDeserializerID); !ok {
 		return nil // no response event stream: nothing to do, at no cost per call
 	}
@@ -80,11 +88,14 @@ func install(stack *smithymiddleware.Stack, r resolved) error {
 		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
 			"streamstatus needs the SDK's retry middleware (is a custom stack removing it?)", stack.ID(), retryID)
 	}
-	if err := stack.Deserialize.Insert(&deserializeMiddleware{opts: r}, eventStreamDeserializerID, smithymiddleware.After); err != nil {
+	if err := stack.Deserialize.Insert(r.deserialize, eventStreamDeserializerID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
 	}
-	if err := stack.Finalize.Insert(&finalizeMiddleware{}, retryID, smithymiddleware.After); err != nil {
+	if err := stack.Finalize.Insert(finalize, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
+	}
+	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
+		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 	}
 	if r.budget != nil {
 		if err := stack.Initialize.Add(r.budget.CallStart(), smithymiddleware.Before); err != nil {

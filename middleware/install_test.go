@@ -59,6 +59,7 @@ func TestInstallPlacesBothMiddlewaresOnResponseStreams(t *testing.T) {
 			for _, seq := range [][]string{
 				{"Retry", middleware.FinalizeID, "InterceptAttempt"},
 				{"OperationEventStreamDeserializer", middleware.DeserializeID},
+				{"Signing", middleware.BodyGuardID}, // last: after the payload hash
 			} {
 				if !strings.Contains(stack, strings.Join(seq, "\n\t\t")) {
 					t.Errorf("stack lacks the sequence %v:\n%s", seq, stack)

@@ -89,14 +89,17 @@ type resolved struct {
 	readAheadLimit int
 	budget         *backoff.Budget
 	envelopes      bool
+	// deserialize is the one middleware value every stack gets; it only
+	// reads the options.
+	deserialize *deserializeMiddleware
 }
 
-func resolve(opts []Option) resolved {
+func resolve(opts []Option) *resolved {
 	var o Options
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
+	r := &resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
 	if r.classifier == nil {
 		r.classifier = classify.Default()
 	}
@@ -111,5 +114,6 @@ func resolve(opts []Option) resolved {
 	for _, e := range events {
 		r.nonContent[e] = struct{}{}
 	}
+	r.deserialize = &deserializeMiddleware{opts: r}
 	return r
 }

@@ -126,6 +126,12 @@ func NewScanner(r io.Reader) *Scanner {
 	return &Scanner{r: r}
 }
 
+// Reset makes s read frames from r as if it were new, keeping the buffer it
+// has grown. The zero Scanner is ready for Reset.
+func (s *Scanner) Reset(r io.Reader) {
+	*s = Scanner{r: r, buf: s.buf[:0]}
+}
+
 // Offset returns the number of bytes consumed from the reader so far.
 func (s *Scanner) Offset() int64 { return s.off }
 
