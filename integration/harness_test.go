@@ -163,31 +163,7 @@ var converseStream = streamOp{
 		if err != nil {
 			return result{callErr: err}
 		}
-		stream := out.GetStream()
-		defer stream.Close()
-		var r result
-		for ev := range stream.Events() {
-			switch v := ev.(type) {
-			case *types.ConverseStreamOutputMemberMessageStart:
-				r.events = append(r.events, "start")
-			case *types.ConverseStreamOutputMemberContentBlockDelta:
-				if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
-					r.events = append(r.events, "delta:"+d.Value)
-				} else {
-					r.events = append(r.events, "delta:?")
-				}
-			case *types.ConverseStreamOutputMemberContentBlockStop:
-				r.events = append(r.events, "blockstop")
-			case *types.ConverseStreamOutputMemberMessageStop:
-				r.events = append(r.events, "stop")
-			case *types.ConverseStreamOutputMemberMetadata:
-				r.events = append(r.events, "metadata")
-			default:
-				r.events = append(r.events, fmt.Sprintf("%T", ev))
-			}
-		}
-		r.streamErr = stream.Err()
-		return r
+		return collect(out.GetStream(), renderConverse)
 	},
 }
 
@@ -215,20 +191,27 @@ var invokeStream = streamOp{
 		if err != nil {
 			return result{callErr: err}
 		}
-		stream := out.GetStream()
-		defer stream.Close()
-		var r result
-		for ev := range stream.Events() {
-			switch v := ev.(type) {
-			case *types.ResponseStreamMemberChunk:
-				r.events = append(r.events, "chunk:"+string(v.Value.Bytes))
-			default:
-				r.events = append(r.events, fmt.Sprintf("%T", ev))
-			}
-		}
-		r.streamErr = stream.Err()
-		return r
+		return collect(out.GetStream(), renderChunk)
 	},
+}
+
+// eventStream is what the SDK's event streams have in common.
+type eventStream[E any] interface {
+	Events() <-chan E
+	Err() error
+	Close() error
+}
+
+// collect reads a stream to its end, rendering each event (the render
+// functions are in matrix_test.go), then closes it.
+func collect[E any](s eventStream[E], render func(E) string) result {
+	defer s.Close()
+	var r result
+	for ev := range s.Events() {
+		r.events = append(r.events, render(ev))
+	}
+	r.streamErr = s.Err()
+	return r
 }
 
 func steps(parts ...[]fake.Step) []fake.Step {

@@ -24,6 +24,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
 	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/eventstream"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
 	"go.uber.org/goleak"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
@@ -225,20 +226,7 @@ var matrixSageMaker = mop{
 	},
 	exceptions: append(append([]row{}, sageMakerRows...), unknownRow),
 	open: func(cfg aws.Config, how install) streamRunner {
-		var perCall []func(*sagemakerruntime.Options)
-		var c *sagemakerruntime.Client
-		switch how {
-		case clientOption:
-			c = sagemakerruntime.NewFromConfig(cfg, sagemakerruntime.WithAPIOptions(middleware.APIOption()))
-		case apiOption:
-			c = sagemakerruntime.NewFromConfig(cfg)
-			perCall = append(perCall, sagemakerruntime.WithAPIOptions(middleware.APIOption()))
-		case configWide:
-			middleware.AppendMiddlewares(&cfg.APIOptions)
-			c = sagemakerruntime.NewFromConfig(cfg)
-		default:
-			c = sagemakerruntime.NewFromConfig(cfg)
-		}
+		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -268,20 +256,7 @@ var matrixAgent = mop{
 	},
 	exceptions: append(append([]row{}, agentRows...), unknownRow),
 	open: func(cfg aws.Config, how install) streamRunner {
-		var perCall []func(*bedrockagentruntime.Options)
-		var c *bedrockagentruntime.Client
-		switch how {
-		case clientOption:
-			c = bedrockagentruntime.NewFromConfig(cfg, bedrockagentruntime.WithAPIOptions(middleware.APIOption()))
-		case apiOption:
-			c = bedrockagentruntime.NewFromConfig(cfg)
-			perCall = append(perCall, bedrockagentruntime.WithAPIOptions(middleware.APIOption()))
-		case configWide:
-			middleware.AppendMiddlewares(&cfg.APIOptions)
-			c = bedrockagentruntime.NewFromConfig(cfg)
-		default:
-			c = bedrockagentruntime.NewFromConfig(cfg)
-		}
+		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -295,6 +270,21 @@ var matrixAgent = mop{
 			return readStream(s.Events(), s, renderAgentChunk, cons, cancel)
 		}
 	},
+}
+
+// installOn builds a client of any service the given install way: "client
+// option" is WithAPIOptions on the client, "API option" the same per call.
+func installOn[C, O any](cfg aws.Config, how install, newFromConfig func(aws.Config, ...func(*O)) C,
+	withAPIOptions func(...func(*smithymiddleware.Stack) error) func(*O)) (C, []func(*O)) {
+	switch how {
+	case clientOption:
+		return newFromConfig(cfg, withAPIOptions(middleware.APIOption())), nil
+	case apiOption:
+		return newFromConfig(cfg), []func(*O){withAPIOptions(middleware.APIOption())}
+	case configWide:
+		middleware.AppendMiddlewares(&cfg.APIOptions)
+	}
+	return newFromConfig(cfg), nil
 }
 
 var matrixOps = []mop{matrixConverse, matrixInvoke, matrixSageMaker, matrixAgent}

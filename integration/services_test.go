@@ -39,16 +39,7 @@ func runSageMaker(c *sagemakerruntime.Client) result {
 	if err != nil {
 		return result{callErr: err}
 	}
-	stream := out.GetStream()
-	defer stream.Close()
-	var r result
-	for ev := range stream.Events() {
-		if p, ok := ev.(*smtypes.ResponseStreamMemberPayloadPart); ok {
-			r.events = append(r.events, string(p.Value.Bytes))
-		}
-	}
-	r.streamErr = stream.Err()
-	return r
+	return collect(out.GetStream(), renderPayloadPart)
 }
 
 func runAgent(c *bedrockagentruntime.Client) result {
@@ -58,16 +49,7 @@ func runAgent(c *bedrockagentruntime.Client) result {
 	if err != nil {
 		return result{callErr: err}
 	}
-	stream := out.GetStream()
-	defer stream.Close()
-	var r result
-	for ev := range stream.Events() {
-		if ch, ok := ev.(*agenttypes.ResponseStreamMemberChunk); ok {
-			r.events = append(r.events, string(ch.Value.Bytes))
-		}
-	}
-	r.streamErr = stream.Err()
-	return r
+	return collect(out.GetStream(), renderAgentChunk)
 }
 
 func TestSageMakerRuntimeConfigWide(t *testing.T) {
@@ -78,7 +60,7 @@ func TestSageMakerRuntimeConfigWide(t *testing.T) {
 			fake.Response{Steps: []fake.Step{fake.PayloadPart([]byte("a")), fake.PayloadPart([]byte("b"))}},
 		)
 		res := runSageMaker(sagemakerruntime.NewFromConfig(configWideFor(srv, configWide)))
-		if res.callErr != nil || res.streamErr != nil || strings.Join(res.events, "") != "ab" || srv.CallCount() != 2 {
+		if res.callErr != nil || res.streamErr != nil || strings.Join(res.events, ",") != "part:a,part:b" || srv.CallCount() != 2 {
 			t.Fatalf("call %v stream %v events %q calls %d", res.callErr, res.streamErr, res.events, srv.CallCount())
 		}
 	})
@@ -124,7 +106,7 @@ func TestBedrockAgentRuntimeConfigWide(t *testing.T) {
 			fake.Response{Steps: []fake.Step{fake.AgentChunk("Hello "), fake.AgentChunk("agent")}},
 		)
 		res := runAgent(bedrockagentruntime.NewFromConfig(configWideFor(srv, configWide)))
-		if res.callErr != nil || res.streamErr != nil || strings.Join(res.events, "") != "Hello agent" || srv.CallCount() != 2 {
+		if res.callErr != nil || res.streamErr != nil || strings.Join(res.events, ",") != "chunk:Hello ,chunk:agent" || srv.CallCount() != 2 {
 			t.Fatalf("call %v stream %v events %q calls %d", res.callErr, res.streamErr, res.events, srv.CallCount())
 		}
 	})
