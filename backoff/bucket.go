@@ -30,6 +30,7 @@ type QuotaExceededError struct {
 	Cost, Available uint
 }
 
+// Error says how many tokens the retry needed and how many were left.
 func (e *QuotaExceededError) Error() string {
 	return fmt.Sprintf("retry quota exceeded: a retry costs %d tokens, %d are left; "+
 		"the shared retry bucket refills as calls succeed", e.Cost, e.Available)

@@ -160,6 +160,7 @@ type ExhaustedError struct {
 	Err error
 }
 
+// Error names the exhausted part of the budget and the last error.
 func (e *ExhaustedError) Error() string {
 	return fmt.Sprintf("streamstatus: retry budget exhausted (%s) after %d attempts: %v", e.Reason, e.Attempts, e.Err)
 }

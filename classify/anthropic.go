@@ -59,6 +59,7 @@ type EnvelopeError struct {
 	Message string // error.message
 }
 
+// Error returns "type: message".
 func (e *EnvelopeError) Error() string { return e.Type + ": " + e.Message }
 
 // ErrorCode returns the envelope's error type.
