@@ -133,16 +133,7 @@ var ops = []streamOp{converseStream, invokeStream}
 var converseStream = streamOp{
 	name:     "ConverseStream",
 	preamble: []fake.Step{fake.MessageStart()},
-	content: func(n int, tag string) ([]fake.Step, []string) {
-		var steps []fake.Step
-		var want []string
-		for i := 0; i < n; i++ {
-			text := fmt.Sprintf("%s-%d", tag, i)
-			steps = append(steps, fake.TextDelta(text))
-			want = append(want, "delta:"+text)
-		}
-		return steps, want
-	},
+	content:  textSteps("delta:", fake.TextDelta),
 	healthy: func(n int, tag string) ([]fake.Step, []string) {
 		var texts, want []string
 		for i := 0; i < n; i++ {
@@ -167,16 +158,23 @@ var converseStream = streamOp{
 	},
 }
 
-func chunks(n int, tag string) ([]fake.Step, []string) {
-	var steps []fake.Step
-	var want []string
-	for i := 0; i < n; i++ {
-		text := fmt.Sprintf("%s-%d", tag, i)
-		steps = append(steps, fake.Chunk([]byte(text)))
-		want = append(want, "chunk:"+text)
+// textSteps returns a function that makes n content events, texts
+// "<tag>-<i>", with step, and what the consumer renders for them (prefix +
+// text, as the render functions in matrix_test.go do).
+func textSteps(prefix string, step func(text string) fake.Step) func(n int, tag string) ([]fake.Step, []string) {
+	return func(n int, tag string) ([]fake.Step, []string) {
+		var steps []fake.Step
+		var want []string
+		for i := 0; i < n; i++ {
+			text := fmt.Sprintf("%s-%d", tag, i)
+			steps = append(steps, step(text))
+			want = append(want, prefix+text)
+		}
+		return steps, want
 	}
-	return steps, want
 }
+
+var chunks = textSteps("chunk:", func(text string) fake.Step { return fake.Chunk([]byte(text)) })
 
 var invokeStream = streamOp{
 	name:    "InvokeModelWithResponseStream",

@@ -214,16 +214,7 @@ var matrixInvoke = mop{
 
 var matrixSageMaker = mop{
 	name: "InvokeEndpointWithResponseStream", service: "SageMaker Runtime",
-	healthy: func(n int, tag string) ([]fake.Step, []string) {
-		var st []fake.Step
-		var want []string
-		for i := 0; i < n; i++ {
-			text := fmt.Sprintf("%s-%d", tag, i)
-			st = append(st, fake.PayloadPart([]byte(text)))
-			want = append(want, "part:"+text)
-		}
-		return st, want
-	},
+	healthy:    textSteps("part:", func(text string) fake.Step { return fake.PayloadPart([]byte(text)) }),
 	exceptions: append(append([]row{}, sageMakerRows...), unknownRow),
 	open: func(cfg aws.Config, how install) streamRunner {
 		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions)
@@ -244,16 +235,7 @@ var matrixSageMaker = mop{
 
 var matrixAgent = mop{
 	name: "InvokeAgent", service: "Bedrock Agent Runtime",
-	healthy: func(n int, tag string) ([]fake.Step, []string) {
-		var st []fake.Step
-		var want []string
-		for i := 0; i < n; i++ {
-			text := fmt.Sprintf("%s-%d", tag, i)
-			st = append(st, fake.AgentChunk(text))
-			want = append(want, "chunk:"+text)
-		}
-		return st, want
-	},
+	healthy:    textSteps("chunk:", fake.AgentChunk),
 	exceptions: append(append([]row{}, agentRows...), unknownRow),
 	open: func(cfg aws.Config, how install) streamRunner {
 		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions)
