@@ -660,3 +660,18 @@ func TestResponseDelay(t *testing.T) {
 		t.Fatal("Close did not interrupt the response delay")
 	}
 }
+
+func TestMaxRecordedCallsKeepsTheMostRecent(t *testing.T) {
+	srv := newServer(t, WithMaxRecordedCalls(2))
+	srv.SetDefault(Response{Body: []byte(`{}`)})
+	c := newClient(srv)
+	for i := 0; i < 5; i++ {
+		if _, err := c.InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{ModelId: aws.String("m"), Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := srv.Calls()
+	if srv.CallCount() != 5 || len(calls) != 2 || calls[0].N != 4 || calls[1].N != 5 || calls[1].RequestID != "fake-00000005" {
+		t.Fatalf("count %d, recorded %d: %+v", srv.CallCount(), len(calls), calls)
+	}
+}

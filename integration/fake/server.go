@@ -44,6 +44,16 @@ type Options struct {
 	// Credentials, when set (see [WithSigV4Check]), make the server verify
 	// each request's SigV4 signature.
 	Credentials *aws.Credentials
+
+	// MaxRecordedCalls bounds how many calls [Server.Calls] keeps (the most
+	// recent ones), so a long-running server's memory stays bounded. 0, the
+	// default, keeps every call. [Server.CallCount] counts them all.
+	MaxRecordedCalls int
+}
+
+// WithMaxRecordedCalls sets [Options.MaxRecordedCalls].
+func WithMaxRecordedCalls(n int) Option {
+	return func(o *Options) { o.MaxRecordedCalls = n }
 }
 
 // Option modifies [Options]; pass options to [NewServer].
@@ -141,7 +151,9 @@ type Server struct {
 	queue     []Response
 	script    func(Call) Response
 	def       *Response
-	calls     []Call
+	calls     []Call // the most recent maxCalls calls (all when maxCalls is 0)
+	nCalls    int
+	maxCalls  int
 	closeOnce sync.Once
 }
 
@@ -167,6 +179,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		conns:    make(map[net.Conn]struct{}),
 		delay:    o.ResponseDelay,
 		creds:    o.Credentials,
+		maxCalls: max(o.MaxRecordedCalls, 0),
 	}
 	s.hs = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
@@ -268,7 +281,8 @@ func (s *Server) SetScript(fn func(call Call) Response) {
 	s.script = fn
 }
 
-// Calls returns copies of every received request, in arrival order.
+// Calls returns copies of the recorded requests (every one, or the most
+// recent [Options.MaxRecordedCalls]), in arrival order.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -283,7 +297,7 @@ func (s *Server) Calls() []Call {
 func (s *Server) CallCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.calls)
+	return s.nCalls
 }
 
 // serveHTTP handles every request: read, record, validate, answer.
@@ -328,8 +342,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	call.N = len(s.calls) + 1
+	s.nCalls++
+	call.N = s.nCalls
 	call.RequestID = fmt.Sprintf("fake-%08d", call.N)
+	if s.maxCalls > 0 && len(s.calls) >= s.maxCalls {
+		copy(s.calls, s.calls[1:])
+		s.calls = s.calls[:len(s.calls)-1]
+	}
 	s.calls = append(s.calls, call.clone())
 	var (
 		resp   Response

@@ -85,7 +85,7 @@ func startEndpoint(cfg endpointConfig) (*endpoint, error) {
 	if cfg.spec == nil {
 		cfg.spec = &faultSpec{}
 	}
-	srv, err := fake.NewServer(fake.WithAddr(cfg.addr), fake.WithResponseDelay(cfg.delay))
+	srv, err := fake.NewServer(fake.WithAddr(cfg.addr), fake.WithResponseDelay(cfg.delay), fake.WithMaxRecordedCalls(1024))
 	if err != nil {
 		return nil, err
 	}
