@@ -85,13 +85,9 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 	return b
 }
 
-// throttles recognises throttles: a StatusError's own Throttle flag first
-// (a modelStreamErrorException whose originalStatusCode is 429), then the
-// SDK's default rules (throttle error codes, unmodeled 429s).
-var throttles = retry.IsErrorThrottles(append([]retry.IsErrorThrottle{classify.StatusThrottle{}}, retry.DefaultThrottles...))
-
-// IsThrottle reports whether err is a throttle for this package's purposes.
-func IsThrottle(err error) bool { return throttles.IsErrorThrottle(err).Bool() }
+// IsThrottle reports whether err is a throttle for this package's purposes:
+// the throttle shape and cost apply. It is classify.IsThrottle.
+func IsThrottle(err error) bool { return classify.IsThrottle(err) }
 
 func (b *Budget) shape(err error) Shape {
 	if IsThrottle(err) {

@@ -94,7 +94,7 @@ func Classify(err error) Result {
 	var status interface{ HTTPStatusCode() int }
 	if errors.As(err, &status) && status.HTTPStatusCode() != 0 {
 		r.Source, r.Status = SourceHTTP, status.HTTPStatusCode()
-	} else if sdkRetryables.IsErrorRetryable(err) == aws.TrueTernary && isConnectionError(err) {
+	} else if isConnectionError(err) {
 		r.Source = SourceTransport
 	}
 	var api smithy.APIError
@@ -108,9 +108,14 @@ func Classify(err error) Result {
 		r.RequestID = reqID.ServiceRequestID()
 	}
 	r.Retryable = sdkRetryables.IsErrorRetryable(err).Bool()
-	r.Throttle = sdkThrottles.IsErrorThrottle(err).Bool()
+	r.Throttle = IsThrottle(err)
 	return r
 }
+
+// IsThrottle reports whether err is a throttle: a StatusError's own Throttle
+// flag (which counts a modelStreamErrorException whose originalStatusCode is
+// 429), then the SDK's default rules (throttle error codes, unmodeled 429s).
+func IsThrottle(err error) bool { return sdkThrottles.IsErrorThrottle(err).Bool() }
 
 func isCanceled(err error) bool {
 	var c interface{ CanceledError() bool }
