@@ -34,8 +34,9 @@ const (
 // InvokeModelWithResponseStream.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
+	apiOption := r.apiOption()
 	return func(o *bedrockruntime.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *smithymiddleware.Stack) error { return install(stack, r) })
+		o.APIOptions = append(o.APIOptions, apiOption)
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
@@ -51,7 +52,11 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 // twice on one stack (for example through both AppendMiddlewares and
 // WithBedrock) installs once; the first installation's options win.
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
-	r := resolve(opts)
+	return resolve(opts).apiOption()
+}
+
+// apiOption is the API option that installs the middlewares with r.
+func (r *resolved) apiOption() func(*smithymiddleware.Stack) error {
 	return func(stack *smithymiddleware.Stack) error { return install(stack, r) }
 }
 
@@ -97,8 +102,8 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 	}
-	if r.budget != nil {
-		if err := stack.Initialize.Add(r.budget.CallStart(), smithymiddleware.Before); err != nil {
+	if r.callStart != nil {
+		if err := stack.Initialize.Add(r.callStart, smithymiddleware.Before); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
 		}
 	}

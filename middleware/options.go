@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
 )
@@ -89,9 +91,10 @@ type resolved struct {
 	readAheadLimit int
 	budget         *backoff.Budget
 	envelopes      bool
-	// deserialize is the one middleware value every stack gets; it only
-	// reads the options.
+	// deserialize and callStart (with a budget) are the middleware values
+	// every stack gets, built once.
 	deserialize *deserializeMiddleware
+	callStart   smithymiddleware.InitializeMiddleware
 }
 
 func resolve(opts []Option) *resolved {
@@ -115,5 +118,8 @@ func resolve(opts []Option) *resolved {
 		r.nonContent[e] = struct{}{}
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
+	if r.budget != nil {
+		r.callStart = r.budget.CallStart()
+	}
 	return r
 }
