@@ -111,11 +111,7 @@ func (c *Classifier) chunkEnvelope(s Stream, f *smithyext.Frame) *smithyext.Stat
 	if code == "" {
 		code = "error"
 	}
-	r, ok := c.Rule(AnthropicServiceID, code)
-	o := r.Outcome
-	if !ok {
-		o = unknownOutcome(code)
-	}
+	o := c.outcome(AnthropicServiceID, code)
 	return s.statusError(smithyext.KindEnvelope, o, env.Error.Message, &EnvelopeError{Type: code, Message: env.Error.Message})
 }
 

@@ -46,11 +46,7 @@ func (c *Classifier) Frame(s Stream, f *smithyext.Frame) *smithyext.StatusError 
 		if code == "" {
 			code = "UnknownError"
 		}
-		r, ok := c.Rule(s.Service, code)
-		o := r.Outcome
-		if !ok {
-			o = unknownOutcome(code)
-		}
+		o := c.outcome(s.Service, code)
 		msg := string(f.ErrorMessage())
 		return s.statusError(smithyext.KindErrorMessage, o, msg, &smithy.GenericAPIError{Code: code, Message: msg, Fault: o.Fault})
 	}

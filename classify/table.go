@@ -129,6 +129,15 @@ func (c *Classifier) Rule(serviceID, exceptionType string) (Rule, bool) {
 	return r, ok
 }
 
+// outcome is the rule's outcome for a code, or the unknown outcome when no
+// table has the code.
+func (c *Classifier) outcome(serviceID, code string) Outcome {
+	if r, ok := c.Rule(serviceID, code); ok {
+		return r.Outcome
+	}
+	return unknownOutcome(code)
+}
+
 // unknownOutcome is the classification of an exception no table knows.
 // Without a modeled type there is no way to tell whether the request is safe
 // to send again, so it is not retried; the status is the generic 500.
