@@ -375,22 +375,33 @@ func TestBudgetAttemptsHoldAgainstRetryMaxAttempts(t *testing.T) {
 }
 
 // TestLaterClassifierIsApplied: a client option asking for a classifier is
-// not dropped because a config-wide install came first.
+// not dropped because a config-wide install came first, and a later install
+// that sets nothing keeps the earlier one's classifier.
 func TestLaterClassifierIsApplied(t *testing.T) {
-	srv := newServer(t)
 	clean, _ := invokeStream.healthy(1, "ok")
-	srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("validationException", "bad")}}, fake.Response{Steps: clean})
 	c := classify.New(append(classify.DefaultTables(), classify.Table{
 		ServiceID: "Bedrock Runtime", Source: "test",
 		Rules: []classify.Rule{{Type: "validationException",
 			Outcome: classify.Outcome{Code: "ValidationException", Status: 400, Retryable: true}}},
 	})...)
-	cfg := testConfig(srv, 3)
-	middleware.AppendMiddlewares(&cfg.APIOptions)
-	client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithClassifier(c)))
-	res := invokeStream.run(context.Background(), client)
-	if res.callErr != nil || res.streamErr != nil || srv.CallCount() != 2 {
-		t.Fatalf("%d calls, err %v / %v; want the row made retryable to be retried (2 calls)", srv.CallCount(), res.callErr, res.streamErr)
+	for _, tc := range []struct {
+		name              string
+		configWide, later []middleware.Option
+	}{
+		{"config-wide without options, then WithBedrock(WithClassifier)", nil, []middleware.Option{middleware.WithClassifier(c)}},
+		{"config-wide WithClassifier, then WithBedrock() leaves it", []middleware.Option{middleware.WithClassifier(c)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t)
+			srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("validationException", "bad")}}, fake.Response{Steps: clean})
+			cfg := testConfig(srv, 3)
+			middleware.AppendMiddlewares(&cfg.APIOptions, tc.configWide...)
+			client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(tc.later...))
+			res := invokeStream.run(context.Background(), client)
+			if res.callErr != nil || res.streamErr != nil || srv.CallCount() != 2 {
+				t.Fatalf("%d calls, err %v / %v; want the row made retryable to be retried (2 calls)", srv.CallCount(), res.callErr, res.streamErr)
+			}
+		})
 	}
 }
 
