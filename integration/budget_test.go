@@ -92,6 +92,9 @@ func TestSharedBucketAcrossClients(t *testing.T) {
 			if !errors.As(res.callErr, &qe) || srvEast.CallCount() != 3 || bucket.Available() != 0 {
 				t.Fatalf("east: %d calls, %d tokens, err %v; want 3 calls (2 retries x 14 tokens) then quota", srvEast.CallCount(), bucket.Available(), res.callErr)
 			}
+			if got := classify.Classify(res.callErr).Attempts; got != 3 || strings.Contains(res.callErr.Error(), "\n") || !as[*smithyext.StatusError](res.callErr) {
+				t.Fatalf("east: Classify says %d attempts, err %q; want 3, one line, the last StatusError reachable", got, res.callErr)
+			}
 
 			srvWest := newServer(t)
 			clean, _ := invokeStream.healthy(1, "ok")
