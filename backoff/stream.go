@@ -81,7 +81,7 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	var lastCost uint // tokens taken for the last retry
 	for opens := 1; ; opens++ {
 		before := c.attempts.Load()
-		delivered, err, final := runStream(ctx, open, deliver)
+		delivered, final, err := runStream(ctx, open, deliver)
 		if c.attempts.Load() == before {
 			c.attempts.Add(1) // open made no attempt through a budget's retryer
 		}
@@ -145,19 +145,19 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 
 // runStream runs one attempt: open, then deliver every event. final is
 // true when err must be returned as it is (open or deliver failed).
-func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, err error, final bool) {
+func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, final bool, err error) {
 	stream, err := open(ctx)
 	if err != nil {
-		return 0, err, true // the SDK's retryer has had its say
+		return 0, true, err // the SDK's retryer has had its say
 	}
 	defer stream.Close()
 	for ev := range stream.Events() {
 		if err := deliver(ev); err != nil {
-			return delivered, err, true
+			return delivered, true, err
 		}
 		delivered++
 	}
-	return delivered, stream.Err(), false
+	return delivered, false, stream.Err()
 }
 
 // realTimer is the cb.Timer RetryStream uses unless told otherwise.

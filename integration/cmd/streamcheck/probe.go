@@ -51,12 +51,12 @@ type probeConfig struct {
 // probeFlags defines probe's flags on a new FlagSet.
 func probeFlags(cfg *probeConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("streamcheck probe", flag.ContinueOnError)
-	fs.StringVar(&cfg.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
+	fs.StringVar(&cfg.region, "region", "", "AWS region (default: AWS_REGION or the profile's region; us-east-1 for a loopback --endpoint-url)")
 	fs.StringVar(&cfg.model, "model", "", "Bedrock model id or inference profile id to call (required), e.g. us.anthropic.claude-3-5-haiku-20241022-v1:0")
 	fs.StringVar(&cfg.profile, "profile", "", "shared config profile (default: AWS_PROFILE, else default)")
 	fs.StringVar(&cfg.prompt, "prompt", "In one sentence: why do streaming APIs report errors inside the stream?", "the user message")
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 128, "maxTokens of the call (keeps the probe cheap)")
-	fs.StringVar(&cfg.endpointURL, "endpoint-url", "", "send the call here instead of AWS, e.g. the URL of streamcheck serve")
+	fs.StringVar(&cfg.endpointURL, "endpoint-url", "", "send the call here instead of AWS, e.g. the URL of streamcheck serve (a loopback URL needs no AWS credentials)")
 	fs.IntVar(&cfg.maxAttempts, "max-attempts", 3, "attempts of the SDK's standard retryer")
 	fs.DurationVar(&cfg.maxBackoff, "max-backoff", 20*time.Second, "longest wait between attempts (the SDK's default is 20s)")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "limit on the whole call, retries and stream included")
