@@ -37,8 +37,12 @@ func (e *QuotaExceededError) Error() string {
 }
 
 // GetToken takes cost tokens. The returned release puts them back (the SDK
-// calls it when the retry succeeds).
+// calls it when the retry succeeds). Like the SDK's own limiter, it takes
+// nothing for a context that is already done and returns its error.
 func (t *TokenBucket) GetToken(ctx context.Context, cost uint) (release func() error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("streamstatus: retry token not taken: %w", err)
+	}
 	if !t.take(cost) {
 		return nil, &QuotaExceededError{Cost: cost, Available: t.Available()}
 	}

@@ -2,12 +2,19 @@ package backoff
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	cb "github.com/cenkalti/backoff/v4"
 
@@ -32,9 +39,11 @@ type Budget struct {
 	// MaxAttempts bounds the attempts of one call, the first included.
 	MaxAttempts int
 	// MaxElapsed bounds the time from a call's start after which no retry
-	// may begin: a retry whose longest possible delay would end past it is
-	// not made. 0 means no limit. (SDK-level retries need the streamstatus
-	// middleware on the client, which marks when a call starts.)
+	// may begin: a retry whose longest possible delay (the shape's, or a
+	// longer X-Amz-Retry-After the SDK would honour) would end past it is
+	// not made. 0 means no limit. SDK-level retries need the streamstatus
+	// middlewares on the operation (or CallStart), which hold the call's
+	// start and attempt count.
 	MaxElapsed time.Duration
 	// Transient is the backoff shape for retryable errors that are not
 	// throttles. Zero means DefaultTransient.
@@ -53,10 +62,15 @@ type Budget struct {
 	// Clock tells the time for the elapsed-time limit; nil means the system
 	// clock. Tests inject their own.
 	Clock cb.Clock
+
+	// invalid is why the budget cannot be used (see NewBudget), or nil.
+	invalid error
 }
 
 // NewBudget returns a Budget with the defaults filled in, after the option
-// functions have set what they want.
+// functions have set what they want. A budget whose shapes are invalid (a
+// Jitter outside [0, 1]) is returned too, but every retryer and RetryStream
+// built from it fails on its first call, saying which field to fix.
 func NewBudget(optFns ...func(*Budget)) *Budget {
 	b := &Budget{}
 	for _, fn := range optFns {
@@ -82,6 +96,7 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 	if b.Clock == nil {
 		b.Clock = cb.SystemClock
 	}
+	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
 	return b
 }
 
@@ -106,6 +121,9 @@ func (b *Budget) cost(err error) uint {
 // BackoffDelay implements retry.BackoffDelayer: the delay before the retry
 // that follows attempt number attempt, from the throttle or transient shape.
 func (b *Budget) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	if b.invalid != nil {
+		return 0, b.invalid
+	}
 	return b.shape(err).Delay(attempt), nil
 }
 
@@ -146,25 +164,62 @@ func (b *Budget) NewAdaptive(optFns ...func(*retry.AdaptiveModeOptions)) aws.Ret
 	return &retryer{RetryerV2: retry.NewAdaptiveMode(append([]func(*retry.AdaptiveModeOptions){b.AdaptiveOptions}, optFns...)...), budget: b}
 }
 
-// ExhaustedError reports that a retry budget stopped a call.
+// ExhaustedError reports that a retry budget stopped a call. Its message is
+// one line; it unwraps to the last attempt's error (so errors.As finds the
+// *smithyext.StatusError and the modeled exception) and, when the retry
+// quota stopped the call, to the *QuotaExceededError.
 type ExhaustedError struct {
 	// Reason is "attempts", "elapsed time" or "retry quota".
 	Reason string
 	// Attempts is the number of attempts made.
 	Attempts int
-	// Err is the error of the last attempt (or the quota error).
+	// Err is the error of the last attempt.
 	Err error
+	// Cause is what in the budget refused the next retry: a
+	// *QuotaExceededError for the retry quota; nil otherwise.
+	Cause error
+
+	detail string // e.g. "25s elapsed + up to 1.5s delay > 30s"
 }
 
-// Error names the exhausted part of the budget and the last error.
+// Error names the exhausted part of the budget and the last attempt's error.
 func (e *ExhaustedError) Error() string {
-	return fmt.Sprintf("streamstatus: retry budget exhausted (%s) after %d attempts: %v", e.Reason, e.Attempts, e.Err)
+	reason := e.Reason
+	if e.detail != "" {
+		reason += ": " + e.detail
+	} else if e.Cause != nil {
+		reason += ": " + e.Cause.Error()
+	}
+	return fmt.Sprintf("streamstatus: retry budget exhausted (%s) after %d attempts: %s",
+		reason, e.Attempts, oneLine(e.Err))
 }
 
-// Unwrap returns the last attempt's error.
-func (e *ExhaustedError) Unwrap() error { return e.Err }
+// Unwrap returns the last attempt's error and, if set, Cause.
+func (e *ExhaustedError) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	for _, err := range []error{e.Err, e.Cause} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
 
-// retryer adds the budget's elapsed-time limit to an SDK retryer.
+// AttemptCount returns Attempts; classify.Classify reads it.
+func (e *ExhaustedError) AttemptCount() int { return e.Attempts }
+
+func oneLine(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// retryer adds the budget's attempt and elapsed-time limits, measured per
+// call, to an SDK retryer. The SDK may wrap it (cfg.RetryMaxAttempts, that
+// is AWS_MAX_ATTEMPTS, wraps it with retry.AddWithMaxAttempts and a larger
+// MaxAttempts): the budget's limits still hold, because they are checked
+// here, against the call's own count.
 type retryer struct {
 	aws.RetryerV2
 	budget *Budget
@@ -174,30 +229,96 @@ type retryer struct {
 func (r *retryer) Budget() *Budget { return r.budget }
 
 func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	b := r.budget
+	if b.invalid != nil {
+		return nil, b.invalid
+	}
 	if c := callFrom(ctx); c != nil {
+		c.begin(b)
+		c.retryer.Store(b)
 		c.attempts.Add(1)
 	}
 	return r.RetryerV2.GetAttemptToken(ctx)
 }
 
 func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	if b := r.budget; b.MaxElapsed > 0 {
-		if c := callFrom(ctx); c != nil {
-			attempts := int(c.attempts.Load())
-			elapsed := b.Clock.Now().Sub(c.start)
-			if elapsed+b.shape(opErr).MaxDelay(attempts) > b.MaxElapsed {
-				return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts,
-					Err: fmt.Errorf("%v elapsed of a %v budget", elapsed.Round(time.Millisecond), b.MaxElapsed)}
-			}
+	b := r.budget
+	c := callFrom(ctx)
+	if c != nil {
+		if ex := b.refuse(c, opErr, retryAfter(opErr)); ex != nil {
+			return nil, ex
 		}
 	}
-	return r.RetryerV2.GetRetryToken(ctx, opErr)
+	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
+	if err != nil && c != nil {
+		var qe *QuotaExceededError
+		if errors.As(err, &qe) {
+			return nil, &ExhaustedError{Reason: "retry quota", Attempts: int(c.attempts.Load()), Err: opErr, Cause: qe}
+		}
+	}
+	return release, err
 }
 
-// call is the per-call state the CallStart middleware puts in the context.
+// refuse returns why the budget allows no retry after err in call c, or
+// nil. extra is a delay the SDK will wait beyond the budget's own (from an
+// X-Amz-Retry-After header); 0 if none.
+func (b *Budget) refuse(c *call, err error, extra time.Duration) *ExhaustedError {
+	attempts := int(c.attempts.Load())
+	if attempts >= b.MaxAttempts {
+		return &ExhaustedError{Reason: "attempts", Attempts: attempts, Err: err,
+			detail: fmt.Sprintf("%d of %d", attempts, b.MaxAttempts)}
+	}
+	if b.MaxElapsed <= 0 {
+		return nil
+	}
+	elapsed := b.Clock.Now().Sub(c.startTime())
+	wait := b.shape(err).MaxDelay(attempts)
+	if extra > 0 {
+		// The SDK waits the Retry-After value, clamped to [backoff,
+		// backoff+5s]: at most max(longest backoff, min(extra, longest+5s)).
+		wait = max(wait, min(extra, wait+5*time.Second))
+	}
+	if elapsed+wait > b.MaxElapsed {
+		return &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: err,
+			detail: fmt.Sprintf("%v elapsed + up to %v delay > %v", elapsed.Round(time.Millisecond), wait.Round(time.Millisecond), b.MaxElapsed)}
+	}
+	return nil
+}
+
+// retryAfter returns the X-Amz-Retry-After delay of an HTTP error answer,
+// read as the SDK's retry middleware reads it; 0 if there is none.
+func retryAfter(err error) time.Duration {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil {
+		return 0
+	}
+	return parseRetryAfter(re.Response.Header)
+}
+
+func parseRetryAfter(h http.Header) time.Duration {
+	ms, err := strconv.ParseInt(h.Get("X-Amz-Retry-After"), 10, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// call is the per-call state the CallStart middleware (or RetryStream)
+// puts in the context: when the call started, how many attempts it made,
+// and the budget whose retryer made them.
 type call struct {
-	start    time.Time
-	attempts atomic.Int32
+	startOnce sync.Once
+	start     time.Time
+	attempts  atomic.Int32
+	retryer   atomic.Pointer[Budget]
+}
+
+// begin starts the call's clock on b's clock, unless it runs already.
+func (c *call) begin(b *Budget) { c.startOnce.Do(func() { c.start = b.Clock.Now() }) }
+
+func (c *call) startTime() time.Time {
+	c.startOnce.Do(func() {}) // publishes start to this goroutine
+	return c.start
 }
 
 type callKey struct{}
@@ -207,30 +328,89 @@ func callFrom(ctx context.Context) *call {
 	return c
 }
 
+// withCall returns ctx with call state, reusing the state already there.
+func withCall(ctx context.Context) (context.Context, *call) {
+	if c := callFrom(ctx); c != nil {
+		return ctx, c
+	}
+	c := &call{}
+	return context.WithValue(ctx, callKey{}, c), c
+}
+
 // CallStartID is the ID of the middleware returned by CallStart.
 const CallStartID = "streamstatus.CallStart"
 
-// CallStart returns the initialize middleware that marks when a call
-// starts, which the elapsed-time limit of retryers built by NewStandard and
-// NewAdaptive measures from. The streamstatus middleware package installs
-// it; install it yourself only on clients without that package's
-// middlewares.
-func (b *Budget) CallStart() smithymiddleware.InitializeMiddleware {
-	return smithymiddleware.InitializeMiddlewareFunc(CallStartID, func(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (
-		smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error,
-	) {
-		if callFrom(ctx) == nil {
-			ctx = context.WithValue(ctx, callKey{}, &call{start: b.Clock.Now()})
-		}
-		return next.HandleInitialize(ctx, in)
-	})
+// CallStart returns the initialize middleware that gives each call the
+// state a budget's retryer measures it by: its start (on the budget's
+// clock, at the first attempt) and its attempts. It works for any budget,
+// and does nothing else for clients without one. It also returns an
+// *ExhaustedError as the call's only error, instead of joined after the
+// last attempt's error as the SDK's retry loop joins it.
+//
+// The streamstatus middleware package installs it on every operation it
+// instruments; install it yourself only on stacks without those
+// middlewares. A call inside RetryStream shares RetryStream's state, so
+// one budget bounds both.
+func CallStart() smithymiddleware.InitializeMiddleware { return callStart }
+
+var callStart = smithymiddleware.InitializeMiddlewareFunc(CallStartID, func(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (
+	smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error,
+) {
+	ctx, _ = withCall(ctx)
+	out, md, err := next.HandleInitialize(ctx, in)
+	var ex *ExhaustedError
+	if err != nil && errors.As(err, &ex) {
+		err = ex
+	}
+	return out, md, err
+})
+
+// UsedBudget returns the budget whose retryer made the attempts of the
+// call ctx belongs to, or nil: none yet, or not a budget's retryer. The
+// streamstatus middlewares use it to fail calls whose client retryer does
+// not match the budget they were given.
+func UsedBudget(ctx context.Context) *Budget {
+	if c := callFrom(ctx); c != nil {
+		return c.retryer.Load()
+	}
+	return nil
 }
 
 // Of returns the Budget a retryer was built from by NewStandard or
-// NewAdaptive, or nil.
+// NewAdaptive, or nil. It looks through the SDK's retry.AddWith...
+// wrappers (which the client adds itself for cfg.RetryMaxAttempts).
 func Of(r aws.Retryer) *Budget {
-	if br, ok := r.(interface{ Budget() *Budget }); ok {
-		return br.Budget()
+	for i := 0; r != nil && i < 16; i++ {
+		if br, ok := r.(interface{ Budget() *Budget }); ok {
+			return br.Budget()
+		}
+		r = wrapped(r)
+	}
+	return nil
+}
+
+// wrapped returns the retryer embedded in one of the SDK's retryer
+// wrappers (unexported structs that embed aws.RetryerV2 or aws.Retryer),
+// or nil.
+func wrapped(r aws.Retryer) aws.Retryer {
+	v := reflect.ValueOf(r)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	for _, name := range []string{"RetryerV2", "Retryer"} {
+		f, ok := v.Type().FieldByName(name)
+		if !ok || !f.Anonymous || !f.IsExported() {
+			continue
+		}
+		if inner, ok := v.FieldByIndex(f.Index).Interface().(aws.Retryer); ok {
+			return inner
+		}
 	}
 	return nil
 }

@@ -1,14 +1,15 @@
 package backoff
 
 import (
+	"fmt"
 	"time"
 
 	cb "github.com/cenkalti/backoff/v4"
 )
 
 // Shape is the shape of an exponential backoff: the delay before retry n is
-// Initial × Multiplier^(n-1), capped at Max, spread by ±Jitter (a fraction,
-// cenkalti's RandomizationFactor). It is realised with cenkalti's
+// Initial × Multiplier^(n-1), capped at Max, spread by ±Jitter (a fraction
+// in [0, 1], cenkalti's RandomizationFactor). It is realised with cenkalti's
 // ExponentialBackOff.
 //
 // The zero Shape means "the default shape" wherever a Budget takes one;
@@ -43,6 +44,16 @@ func (s Shape) or(def Shape) Shape {
 		s.Max = s.Initial
 	}
 	return s
+}
+
+// validate reports a Jitter outside [0, 1]: a negative one gives delays
+// above MaxDelay (so the elapsed-time limit could not hold), one above 1
+// negative delays.
+func (s Shape) validate(field string) error {
+	if s.Jitter < 0 || s.Jitter > 1 {
+		return fmt.Errorf("streamstatus: budget %s.Jitter is %v; set a fraction between 0 and 1", field, s.Jitter)
+	}
+	return nil
 }
 
 // exponential returns a fresh cenkalti ExponentialBackOff with this shape.

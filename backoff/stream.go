@@ -43,122 +43,140 @@ type StreamOptions struct {
 // with b's throttle or transient delay in between. The context ends a wait
 // at once.
 //
-// RetryStream retries only failures of the stream itself, after open
-// returned: failures of open have already been through the SDK's retryer,
-// with the same budget, and are returned as they are. A failure after
-// events were delivered is retried only when opts set Reset, which runs
-// before the next attempt. Errors from deliver stop RetryStream and are
-// returned as they are.
+// RetryStream and the SDK share one budget: open receives a context that
+// carries the call's state, so the SDK retries a client with b's retryer
+// makes inside open count against the same attempts and the same elapsed
+// time, measured from RetryStream's start, and a first attempt that
+// succeeds refunds the bucket once. Failures of open have already been
+// through the SDK's retryer and are returned as they are.
+//
+// A failure after events were delivered is retried only when opts set
+// Reset. Before a retry, RetryStream asks in this order: the budget's
+// attempts and elapsed time (a retry whose longest possible delay would end
+// past MaxElapsed is not made), then Reset, then the bucket for a token,
+// and only then waits; a Reset that refuses costs neither token nor wait.
+// Errors from deliver stop RetryStream and are returned as they are.
 //
 // When the budget stops retries, the error is an *ExhaustedError wrapping
-// the last attempt's error.
+// the last attempt's error (and the *QuotaExceededError when the bucket ran
+// out).
 func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Context) (Stream[E], error), deliver func(E) error, optFns ...func(*StreamOptions)) error {
 	if b == nil {
 		return errors.New("streamstatus: RetryStream needs a budget; build one with backoff.NewBudget")
+	}
+	if b.invalid != nil {
+		return b.invalid
 	}
 	var o StreamOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
-
-	bo := &streamBackOff{budget: b}
-	attempts, delivered := 0, 0
-	var lastCost uint
-	operation := func() error {
-		if delivered > 0 {
-			// Only reached when Reset is set (see failed below).
-			if err := o.Reset(delivered, bo.last); err != nil {
-				return cb.Permanent(fmt.Errorf("streamstatus: reset before attempt %d: %w", attempts+1, err))
-			}
-			delivered = 0
+	timer := o.Timer
+	if timer == nil {
+		timer = &realTimer{}
+	}
+	ctx, c := withCall(ctx)
+	c.begin(b)
+	transient, throttle := b.Transient.exponential(0, b.Clock), b.Throttle.exponential(0, b.Clock)
+	var lastCost uint // tokens taken for the last retry
+	for opens := 1; ; opens++ {
+		before := c.attempts.Load()
+		delivered, final, err := runStream(ctx, open, deliver)
+		if c.attempts.Load() == before {
+			c.attempts.Add(1) // open made no attempt through a budget's retryer
 		}
-		attempts++
-		stream, err := open(ctx)
-		if err != nil {
-			return cb.Permanent(err) // the SDK's retryer has had its say
-		}
-		defer stream.Close()
-		for ev := range stream.Events() {
-			if err := deliver(ev); err != nil {
-				return cb.Permanent(err)
-			}
-			delivered++
-		}
-		if err := stream.Err(); err != nil {
-			bo.last = err
-			if !classify.Classify(err).Retryable {
-				return cb.Permanent(err)
-			}
-			if delivered > 0 && o.Reset == nil {
-				return cb.Permanent(err) // retrying would deliver events twice
-			}
+		// A budget retryer that made exactly one attempt in this open saw it
+		// succeed, and the SDK refunded its success increment.
+		sdkRefunded := c.retryer.Load() == b && c.attempts.Load()-before == 1
+		if final {
 			return err
 		}
-		if attempts > 1 {
-			_ = b.Bucket.AddTokens(lastCost) // a retry that succeeds gets its tokens back
-		} else {
-			_ = b.Bucket.AddTokens(b.SuccessRefund)
+		if err == nil {
+			refund := b.SuccessRefund
+			if opens > 1 {
+				refund = lastCost // a retry that succeeds gets its tokens back
+			}
+			if sdkRefunded {
+				refund -= min(refund, b.SuccessRefund)
+			}
+			if refund > 0 {
+				_ = b.Bucket.AddTokens(refund)
+			}
+			return nil
 		}
-		return nil
+		if !classify.Classify(err).Retryable || (delivered > 0 && o.Reset == nil) {
+			return err // not retryable, or retrying would deliver events twice
+		}
+		if ex := b.refuse(c, err, 0); ex != nil {
+			return ex
+		}
+		if delivered > 0 {
+			if rerr := o.Reset(delivered, err); rerr != nil {
+				return fmt.Errorf("streamstatus: reset before attempt %d: %w", c.attempts.Load()+1, rerr)
+			}
+		}
+		cost := b.cost(err)
+		if _, qerr := b.Bucket.GetToken(ctx, cost); qerr != nil {
+			var qe *QuotaExceededError
+			if errors.As(qerr, &qe) {
+				return &ExhaustedError{Reason: "retry quota", Attempts: int(c.attempts.Load()), Err: err, Cause: qerr}
+			}
+			return qerr
+		}
+		lastCost = cost
+		eb := transient
+		if IsThrottle(err) {
+			eb = throttle
+		}
+		d := eb.NextBackOff()
+		if o.Notify != nil {
+			o.Notify(err, d)
+		}
+		timer.Start(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			_ = b.Bucket.AddTokens(cost) // no retry was made
+			return ctx.Err()
+		case <-timer.C():
+		}
 	}
-	bo.onRetry = func(cost uint) { lastCost = cost }
-
-	var notify cb.Notify
-	if o.Notify != nil {
-		notify = cb.Notify(o.Notify)
-	}
-	err := cb.RetryNotifyWithTimer(operation, cb.WithContext(bo, ctx), notify, o.Timer)
-	if err != nil && bo.stopped != "" && ctx.Err() == nil {
-		return &ExhaustedError{Reason: bo.stopped, Attempts: attempts, Err: err}
-	}
-	return err
 }
 
-// streamBackOff is a cenkalti BackOff over a Budget: it picks the throttle
-// or transient shape by the last error, and stops when attempts, elapsed
-// time or the bucket run out.
-type streamBackOff struct {
-	budget              *Budget
-	transient, throttle *cb.ExponentialBackOff
-	retries             int
-	last                error
-	stopped             string
-	onRetry             func(cost uint)
+// runStream runs one attempt: open, then deliver every event. final is
+// true when err must be returned as it is (open or deliver failed).
+func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, final bool, err error) {
+	stream, err := open(ctx)
+	if err != nil {
+		return 0, true, err // the SDK's retryer has had its say
+	}
+	defer stream.Close()
+	for ev := range stream.Events() {
+		if err := deliver(ev); err != nil {
+			return delivered, true, err
+		}
+		delivered++
+	}
+	return delivered, false, stream.Err()
 }
 
-func (s *streamBackOff) Reset() {
-	b := s.budget
-	s.transient = b.Transient.exponential(b.MaxElapsed, b.Clock)
-	s.throttle = b.Throttle.exponential(b.MaxElapsed, b.Clock)
-	s.retries, s.last, s.stopped = 0, nil, ""
+// realTimer is the cb.Timer RetryStream uses unless told otherwise.
+type realTimer struct{ t *time.Timer }
+
+func (r *realTimer) Start(d time.Duration) {
+	if r.t == nil {
+		r.t = time.NewTimer(d)
+		return
+	}
+	r.t.Reset(d)
 }
 
-func (s *streamBackOff) NextBackOff() time.Duration {
-	b := s.budget
-	if s.retries+1 >= b.MaxAttempts {
-		s.stopped = "attempts"
-		return cb.Stop
+func (r *realTimer) Stop() {
+	if r.t != nil {
+		r.t.Stop()
 	}
-	eb := s.transient
-	if IsThrottle(s.last) {
-		eb = s.throttle
-	}
-	d := eb.NextBackOff()
-	if d == cb.Stop {
-		s.stopped = "elapsed time"
-		return cb.Stop
-	}
-	cost := b.cost(s.last)
-	if _, err := b.Bucket.GetToken(context.Background(), cost); err != nil {
-		s.stopped = "retry quota"
-		s.last = errors.Join(s.last, err)
-		return cb.Stop
-	}
-	s.retries++
-	if s.onRetry != nil {
-		s.onRetry(cost)
-	}
-	return d
 }
+
+func (r *realTimer) C() <-chan time.Time { return r.t.C }
 
 var _ retry.BackoffDelayer = (*Budget)(nil)

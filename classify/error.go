@@ -54,8 +54,10 @@ type Result struct {
 	Throttle  bool
 	RequestID string
 	Events    int // events delivered before a stream failure
-	// Attempts is the number of attempts the SDK made, when the error says
-	// (a *retry.MaxAttemptsError); 0 otherwise.
+	// Attempts is the number of attempts made, when the error says: a
+	// *retry.MaxAttemptsError, or an error with an AttemptCount() int
+	// method (a *backoff.ExhaustedError, whatever part of the budget ran
+	// out); 0 otherwise.
 	Attempts int
 }
 
@@ -75,7 +77,10 @@ func Classify(err error) Result {
 	}
 	var r Result
 	var maxAttempts *retry.MaxAttemptsError
-	if errors.As(err, &maxAttempts) {
+	var counted interface{ AttemptCount() int }
+	if errors.As(err, &counted) {
+		r.Attempts = counted.AttemptCount()
+	} else if errors.As(err, &maxAttempts) {
 		r.Attempts = maxAttempts.Attempt
 	}
 	var se *smithyext.StatusError

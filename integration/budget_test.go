@@ -13,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 
 	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/integration/fake"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
@@ -89,6 +91,9 @@ func TestSharedBucketAcrossClients(t *testing.T) {
 			var qe *backoff.QuotaExceededError
 			if !errors.As(res.callErr, &qe) || srvEast.CallCount() != 3 || bucket.Available() != 0 {
 				t.Fatalf("east: %d calls, %d tokens, err %v; want 3 calls (2 retries x 14 tokens) then quota", srvEast.CallCount(), bucket.Available(), res.callErr)
+			}
+			if got := classify.Classify(res.callErr).Attempts; got != 3 || strings.Contains(res.callErr.Error(), "\n") || !as[*smithyext.StatusError](res.callErr) {
+				t.Fatalf("east: Classify says %d attempts, err %q; want 3, one line, the last StatusError reachable", got, res.callErr)
 			}
 
 			srvWest := newServer(t)
@@ -259,5 +264,223 @@ func TestRetryStreamWithTheRealClient(t *testing.T) {
 		})
 	if err != nil || resets != 1 || fmt.Sprint(answer) != "[final-0 final-1 final-2]" || srv.CallCount() != 2 {
 		t.Fatalf("err %v, resets %d, answer %q, calls %d", err, resets, answer, srv.CallCount())
+	}
+}
+
+// elapsedBudget is a budget of 10 attempts and 25s whose clock moves 10s per
+// reading: the call start is one reading, every retry check another, so a
+// budget that holds stops after 3 attempts (checks at +10s, +20s, +30s).
+func elapsedBudget() *backoff.Budget {
+	return immediateBudget(func(b *backoff.Budget) {
+		b.MaxAttempts = 10
+		b.MaxElapsed = 25 * time.Second
+		b.Clock = &steppingClock{now: time.Unix(1e9, 0), step: 10 * time.Second}
+	})
+}
+
+// wantElapsedStop checks that a call against an always-busy server stopped
+// on the budget's elapsed time after 3 attempts, with a one-line error that
+// still leads to the last attempt's typed error.
+func wantElapsedStop(t *testing.T, srv *fake.Server, err error) {
+	t.Helper()
+	var ex *backoff.ExhaustedError
+	if !errors.As(err, &ex) || ex.Reason != "elapsed time" || srv.CallCount() != 3 {
+		t.Fatalf("%d calls, err %v; want 3 attempts then an elapsed-time stop", srv.CallCount(), err)
+	}
+	if strings.Contains(err.Error(), "\n") || !as[*smithyext.StatusError](err) || !as[*types.ServiceUnavailableException](err) {
+		t.Fatalf("error %q: want one line leading to the last attempt's StatusError and ServiceUnavailableException", err)
+	}
+	if got := classify.Classify(err).Attempts; got != 3 {
+		t.Fatalf("Classify(err).Attempts = %d, want 3", got)
+	}
+}
+
+func busyServer(t *testing.T) *fake.Server {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}})
+	return srv
+}
+
+// TestBudgetHoldsOnEveryInstallPath: MaxElapsed (and MaxAttempts) hold
+// however the middlewares and the budget were put on the client, or the
+// call fails at once naming the fix.
+func TestBudgetHoldsOnEveryInstallPath(t *testing.T) {
+	t.Run("WithBedrock(WithBudget) at construction", func(t *testing.T) {
+		srv := busyServer(t)
+		b := elapsedBudget()
+		c := bedrockruntime.NewFromConfig(testConfig(srv, 0), middleware.WithBedrock(middleware.WithBudget(b)))
+		wantElapsedStop(t, srv, invokeStream.run(context.Background(), c).callErr)
+	})
+	t.Run("config-wide: cfg.Retryer from the budget, AppendMiddlewares without options", func(t *testing.T) {
+		srv := busyServer(t)
+		b := elapsedBudget()
+		cfg := testConfig(srv, 0)
+		cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+		middleware.AppendMiddlewares(&cfg.APIOptions)
+		wantElapsedStop(t, srv, invokeStream.run(context.Background(), bedrockruntime.NewFromConfig(cfg)).callErr)
+	})
+	t.Run("per-call WithBedrock(WithBudget) on a client built with WithBedrock()", func(t *testing.T) {
+		srv := busyServer(t)
+		b := elapsedBudget()
+		c := bedrockruntime.NewFromConfig(testConfig(srv, 0), middleware.WithBedrock())
+		wantElapsedStop(t, srv, invokeStream.run(context.Background(), c, middleware.WithBedrock(middleware.WithBudget(b))).callErr)
+	})
+	t.Run("config-wide install without budget, then WithBedrock(WithBudget) at construction", func(t *testing.T) {
+		srv := busyServer(t)
+		b := elapsedBudget()
+		cfg := testConfig(srv, 0)
+		middleware.AppendMiddlewares(&cfg.APIOptions)
+		c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+		wantElapsedStop(t, srv, invokeStream.run(context.Background(), c).callErr)
+	})
+	t.Run("APIOption(WithBudget) on a non-Bedrock client with the budget's retryer", func(t *testing.T) {
+		srv := newServer(t)
+		srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("InternalStreamFailure", "busy")}})
+		b := elapsedBudget()
+		cfg := testConfig(srv, 0)
+		cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+		c := sagemakerruntime.NewFromConfig(cfg, sagemakerruntime.WithAPIOptions(middleware.APIOption(middleware.WithBudget(b))))
+		err := runSageMaker(c).callErr
+		var ex *backoff.ExhaustedError
+		if !errors.As(err, &ex) || ex.Reason != "elapsed time" || srv.CallCount() != 3 || classify.Classify(err).Attempts != 3 {
+			t.Fatalf("%d calls, err %v; want 3 attempts then an elapsed-time stop", srv.CallCount(), err)
+		}
+	})
+	t.Run("APIOption(WithBudget) on a non-Bedrock client without the budget's retryer fails at once", func(t *testing.T) {
+		srv := newServer(t)
+		srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("InternalStreamFailure", "busy")}})
+		b := elapsedBudget()
+		c := sagemakerruntime.NewFromConfig(testConfig(srv, 3), sagemakerruntime.WithAPIOptions(middleware.APIOption(middleware.WithBudget(b))))
+		err := runSageMaker(c).callErr
+		if err == nil || srv.CallCount() != 0 || !strings.Contains(err.Error(), "NewStandard") {
+			t.Fatalf("%d calls, err %v; want no call and an error naming budget.NewStandard", srv.CallCount(), err)
+		}
+	})
+}
+
+// TestBudgetAttemptsHoldAgainstRetryMaxAttempts: cfg.RetryMaxAttempts (what
+// AWS_MAX_ATTEMPTS sets) wraps the client's retryer with a larger maximum;
+// the budget's 2 attempts still hold, and the client's retryer is still
+// recognised as the budget's.
+func TestBudgetAttemptsHoldAgainstRetryMaxAttempts(t *testing.T) {
+	srv := busyServer(t)
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2 })
+	cfg := testConfig(srv, 0)
+	cfg.RetryMaxAttempts = 6
+	c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+	err := invokeStream.run(context.Background(), c).callErr
+	if srv.CallCount() != 2 || classify.Classify(err).Attempts != 2 {
+		t.Fatalf("%d calls (Classify says %d attempts), err %v; want the budget's 2", srv.CallCount(), classify.Classify(err).Attempts, err)
+	}
+	if backoff.Of(c.Options().Retryer) != b {
+		t.Fatalf("backoff.Of(client retryer %T) does not find the budget", c.Options().Retryer)
+	}
+}
+
+// TestLaterClassifierIsApplied: a client option asking for a classifier is
+// not dropped because a config-wide install came first, and a later install
+// that sets nothing keeps the earlier one's classifier.
+func TestLaterClassifierIsApplied(t *testing.T) {
+	clean, _ := invokeStream.healthy(1, "ok")
+	c := classify.New(append(classify.DefaultTables(), classify.Table{
+		ServiceID: "Bedrock Runtime", Source: "test",
+		Rules: []classify.Rule{{Type: "validationException",
+			Outcome: classify.Outcome{Code: "ValidationException", Status: 400, Retryable: true}}},
+	})...)
+	for _, tc := range []struct {
+		name              string
+		configWide, later []middleware.Option
+	}{
+		{"config-wide without options, then WithBedrock(WithClassifier)", nil, []middleware.Option{middleware.WithClassifier(c)}},
+		{"config-wide WithClassifier, then WithBedrock() leaves it", []middleware.Option{middleware.WithClassifier(c)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t)
+			srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("validationException", "bad")}}, fake.Response{Steps: clean})
+			cfg := testConfig(srv, 3)
+			middleware.AppendMiddlewares(&cfg.APIOptions, tc.configWide...)
+			client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(tc.later...))
+			res := invokeStream.run(context.Background(), client)
+			if res.callErr != nil || res.streamErr != nil || srv.CallCount() != 2 {
+				t.Fatalf("%d calls, err %v / %v; want the row made retryable to be retried (2 calls)", srv.CallCount(), res.callErr, res.streamErr)
+			}
+		})
+	}
+}
+
+// TestRetryAfterCannotStretchPastMaxElapsed: an X-Amz-Retry-After header
+// makes the SDK wait longer than the backoff; a retry that would end past
+// MaxElapsed is not made.
+func TestRetryAfterCannotStretchPastMaxElapsed(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Status: 429, ErrorType: "ThrottlingException", ErrorMessage: "slow down",
+		Header: map[string][]string{"X-Amz-Retry-After": {"2000"}}})
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 5; b.MaxElapsed = time.Second })
+	c := bedrockruntime.NewFromConfig(testConfig(srv, 0), middleware.WithBedrock(middleware.WithBudget(b)))
+	start := time.Now()
+	err := invokeStream.run(context.Background(), c).callErr
+	var ex *backoff.ExhaustedError
+	if took := time.Since(start); !errors.As(err, &ex) || ex.Reason != "elapsed time" || srv.CallCount() != 1 || took > 900*time.Millisecond {
+		t.Fatalf("%d calls in %v, err %v; want 1 attempt and an elapsed-time stop at once", srv.CallCount(), took.Round(time.Millisecond), err)
+	}
+	if !as[*types.ThrottlingException](err) || classify.Classify(err).Attempts != 1 {
+		t.Fatalf("err %v: want the ThrottlingException reachable and 1 attempt", err)
+	}
+}
+
+// TestRetryStreamSharesTheBudgetWithTheSDK: every odd call is throttled on
+// its first frame (the SDK retries it), every even one fails after content
+// (RetryStream retries it). One budget of 3 attempts bounds both: 3 server
+// calls in all, not 3 stream attempts of up to 3 SDK attempts each.
+func TestRetryStreamSharesTheBudgetWithTheSDK(t *testing.T) {
+	srv := newServer(t)
+	content, _ := invokeStream.content(2, "partial")
+	var n int
+	var mu sync.Mutex
+	srv.SetScript(func(fake.Call) fake.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if n%2 == 1 {
+			return fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}}
+		}
+		return fake.Response{Steps: steps(content, []fake.Step{fake.Exception("serviceUnavailableException", "busy")})}
+	})
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3 })
+	client := budgetClient(srv, b, "standard")
+	err := backoff.RetryStream(context.Background(), b, openInvoke(client), func(types.ResponseStream) error { return nil },
+		func(o *backoff.StreamOptions) { o.Reset = func(int, error) error { return nil } })
+	var ex *backoff.ExhaustedError
+	if !errors.As(err, &ex) || srv.CallCount() != 3 || classify.Classify(err).Attempts != 3 {
+		t.Fatalf("%d server calls, err %v; want 3 attempts in all", srv.CallCount(), err)
+	}
+}
+
+// TestRetryStreamRefundsOnce: a call whose first attempt succeeds refunds
+// the bucket once, not once in the SDK and once in RetryStream.
+func TestRetryStreamRefundsOnce(t *testing.T) {
+	srv := newServer(t)
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv.SetDefault(fake.Response{Steps: clean})
+	bucket := backoff.NewTokenBucket(100)
+	if _, err := bucket.GetToken(context.Background(), 50); err != nil {
+		t.Fatal(err)
+	}
+	b := immediateBudget(func(b *backoff.Budget) { b.Bucket = bucket })
+	err := backoff.RetryStream(context.Background(), b, openInvoke(budgetClient(srv, b, "standard")), func(types.ResponseStream) error { return nil })
+	if err != nil || bucket.Available() != 50+backoff.DefaultSuccessRefund {
+		t.Fatalf("err %v, %d tokens; want %d (one refund)", err, bucket.Available(), 50+backoff.DefaultSuccessRefund)
+	}
+}
+
+func openInvoke(client *bedrockruntime.Client) func(ctx context.Context) (backoff.Stream[types.ResponseStream], error) {
+	return func(ctx context.Context) (backoff.Stream[types.ResponseStream], error) {
+		out, err := client.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+			ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{"prompt":"hello"}`), ContentType: aws.String("application/json"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return out.GetStream(), nil
 	}
 }

@@ -54,8 +54,12 @@
 // request-body race (closing the body after Do makes net/http close the
 // connection under a still-streaming response).
 //
-// With [WithBudget], an initialize middleware also marks when each call
-// starts, for the budget's elapsed-time limit (package backoff).
+// An initialize middleware (backoff.CallStart) gives each call the state a
+// retry budget measures it by: its start and its attempt count, which a
+// budget's retryer reads from the context (the SDK keeps the retryer out of
+// the stack's reach). With [WithBudget], the finalize middleware also
+// checks that the attempt's retryer is the budget's, and fails the call
+// before it is sent otherwise.
 //
 // Data flows one way: transport -> frame scanner (smithyext) -> classifier
 // (classify) -> typed error -> retryer or consumer.
@@ -69,5 +73,8 @@
 // untouched: the install step looks for the SDK's
 // OperationEventStreamDeserializer and steps aside when it is absent.
 // Operations with an input event stream (InvokeModelWithBidirectionalStream)
-// are left untouched too.
+// are left untouched too. A second installation on the same stack (config-
+// wide, then client, then call) installs nothing new; the options it sets
+// take precedence over the earlier ones, and those it leaves unset keep
+// their earlier values.
 package middleware

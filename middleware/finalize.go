@@ -9,18 +9,23 @@ import (
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
 // finalizeMiddleware runs once per attempt, just inside the SDK's Retry
-// middleware.
-type finalizeMiddleware struct{}
+// middleware. With a budget (WithBudget), it first checks that the
+// attempt's token came from that budget's retryer.
+type finalizeMiddleware struct{ budget *backoff.Budget }
 
 func (*finalizeMiddleware) ID() string { return FinalizeID }
 
 func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
 	out smithymiddleware.FinalizeOutput, md smithymiddleware.Metadata, err error,
 ) {
+	if m.budget != nil && backoff.UsedBudget(ctx) != m.budget {
+		return out, md, errRetryerNotBudget
+	}
 	out, md, err = next.HandleFinalize(ctx, in)
 	if err == nil {
 		return out, md, nil
@@ -36,6 +41,12 @@ func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddle
 	}
 	return out, md, err
 }
+
+// errRetryerNotBudget fails a call whose client retryer ignores the budget
+// WithBudget gave; it is not retryable (no SDK rule matches it).
+var errRetryerNotBudget = errors.New("streamstatus: WithBudget(budget) is set but the client's retryer is not built from that budget; " +
+	"set aws.Config.Retryer to func() aws.Retryer { return budget.NewStandard() } (or NewAdaptive), " +
+	"or install on Bedrock with middleware.WithBedrock(middleware.WithBudget(budget))")
 
 // bodyGuardMiddleware is the last finalize middleware, after signing: it
 // hands the transport a request stream without WriteTo (see

@@ -50,7 +50,9 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 //
 // On a stack without a response event stream it does nothing. Installing
 // twice on one stack (for example through both AppendMiddlewares and
-// WithBedrock) installs once; the first installation's options win.
+// WithBedrock) installs once, with the options of both: what the later,
+// more specific installation sets (WithClassifier, WithBudget, ...) takes
+// precedence, and what it leaves unset keeps the earlier one's value.
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -68,12 +70,8 @@ func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts .
 	*apiOptions = append(*apiOptions, APIOption(opts...))
 }
 
-// The finalize middlewares hold no state; one value of each serves every
-// stack.
-var (
-	finalize  = &finalizeMiddleware{}
-	bodyGuard = &bodyGuardMiddleware{}
-)
+// The body guard holds no state; one value serves every stack.
+var bodyGuard = &bodyGuardMiddleware{}
 
 // install places the middlewares on one operation's stack.
 func install(stack *smithymiddleware.Stack, r *resolved) error {
@@ -86,8 +84,8 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if _, ok := stack.Build.Get(inputStreamBuildID); ok {
 		return nil
 	}
-	if _, ok := stack.Deserialize.Get(DeserializeID); ok {
-		return nil // already installed
+	if m, ok := stack.Deserialize.Get(DeserializeID); ok {
+		return reinstall(stack, m.(*deserializeMiddleware).opts, r)
 	}
 	if _, ok := stack.Finalize.Get(retryID); !ok {
 		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
@@ -96,16 +94,32 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if err := stack.Deserialize.Insert(r.deserialize, eventStreamDeserializerID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
 	}
-	if err := stack.Finalize.Insert(finalize, retryID, smithymiddleware.After); err != nil {
+	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
 	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 	}
-	if r.callStart != nil {
-		if err := stack.Initialize.Add(r.callStart, smithymiddleware.Before); err != nil {
+	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
+		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
 		}
+	}
+	return nil
+}
+
+// reinstall applies a later installation's options to a stack installed
+// with earlier ones (see APIOption).
+func reinstall(stack *smithymiddleware.Stack, earlier, later *resolved) error {
+	r := later.over(earlier)
+	if r == earlier {
+		return nil
+	}
+	if _, err := stack.Deserialize.Swap(DeserializeID, r.deserialize); err != nil {
+		return fmt.Errorf("streamstatus: reinstall %s on %s: %w", DeserializeID, stack.ID(), err)
+	}
+	if _, err := stack.Finalize.Swap(FinalizeID, r.finalize); err != nil {
+		return fmt.Errorf("streamstatus: reinstall %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 package middleware
 
 import (
-	smithymiddleware "github.com/aws/smithy-go/middleware"
+	"slices"
+	"sync"
 
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
@@ -78,23 +79,30 @@ func WithoutErrorEnvelopes() Option {
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
 //	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
 //
-// In both cases the middlewares mark when each call starts, which the
-// budget's elapsed-time limit measures from.
+// A call whose retryer is not built from the budget fails before it is
+// sent, with an error saying so: a budget is never silently off. Every
+// install marks when each call starts and counts its attempts, which the
+// budget's limits measure (a cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above
+// the budget's MaxAttempts does not lift it).
 func WithBudget(budget *backoff.Budget) Option {
 	return func(o *Options) { o.Budget = budget }
 }
 
 // resolved is Options after defaults, in the form the middlewares use.
 type resolved struct {
+	given          Options // as the options set them, before defaults
 	classifier     *classify.Classifier
 	nonContent     map[string]struct{}
 	readAheadLimit int
 	budget         *backoff.Budget
 	envelopes      bool
-	// deserialize and callStart (with a budget) are the middleware values
-	// every stack gets, built once.
+	// deserialize and finalize are the middleware values every stack
+	// gets, built once.
 	deserialize *deserializeMiddleware
-	callStart   smithymiddleware.InitializeMiddleware
+	finalize    *finalizeMiddleware
+	// merged caches, per earlier installation on a stack, the options
+	// merged with this one's (see over).
+	merged sync.Map // *resolved -> *resolved
 }
 
 func resolve(opts []Option) *resolved {
@@ -102,7 +110,11 @@ func resolve(opts []Option) *resolved {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	r := &resolved{classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
+	return resolveOptions(o)
+}
+
+func resolveOptions(o Options) *resolved {
+	r := &resolved{given: o, classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
 	if r.classifier == nil {
 		r.classifier = classify.Default()
 	}
@@ -118,8 +130,39 @@ func resolve(opts []Option) *resolved {
 		r.nonContent[e] = struct{}{}
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
-	if r.budget != nil {
-		r.callStart = r.budget.CallStart()
-	}
+	r.finalize = &finalizeMiddleware{budget: r.budget}
 	return r
+}
+
+// over returns the options of a later installation on a stack already
+// installed with earlier: earlier's options, with every option this one
+// sets explicitly taking precedence (a later install is the more specific:
+// config-wide, then client, then call). It returns earlier itself when this
+// installation changes nothing.
+func (r *resolved) over(earlier *resolved) *resolved {
+	if m, ok := r.merged.Load(earlier); ok {
+		return m.(*resolved)
+	}
+	o, later, changed := earlier.given, r.given, false
+	if later.Classifier != nil && later.Classifier != o.Classifier {
+		o.Classifier, changed = later.Classifier, true
+	}
+	if later.NonContentEvents != nil && !slices.Equal(later.NonContentEvents, o.NonContentEvents) {
+		o.NonContentEvents, changed = later.NonContentEvents, true
+	}
+	if later.ReadAheadLimit > 0 && later.ReadAheadLimit != o.ReadAheadLimit {
+		o.ReadAheadLimit, changed = later.ReadAheadLimit, true
+	}
+	if later.DisableEnvelopes && !o.DisableEnvelopes {
+		o.DisableEnvelopes, changed = true, true
+	}
+	if later.Budget != nil && later.Budget != o.Budget {
+		o.Budget, changed = later.Budget, true
+	}
+	merged := earlier
+	if changed {
+		merged = resolveOptions(o)
+	}
+	m, _ := r.merged.LoadOrStore(earlier, merged)
+	return m.(*resolved)
 }

@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/middleware"
@@ -44,12 +51,12 @@ type probeConfig struct {
 // probeFlags defines probe's flags on a new FlagSet.
 func probeFlags(cfg *probeConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("streamcheck probe", flag.ContinueOnError)
-	fs.StringVar(&cfg.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
+	fs.StringVar(&cfg.region, "region", "", "AWS region (default: AWS_REGION or the profile's region; us-east-1 for a loopback --endpoint-url)")
 	fs.StringVar(&cfg.model, "model", "", "Bedrock model id or inference profile id to call (required), e.g. us.anthropic.claude-3-5-haiku-20241022-v1:0")
 	fs.StringVar(&cfg.profile, "profile", "", "shared config profile (default: AWS_PROFILE, else default)")
 	fs.StringVar(&cfg.prompt, "prompt", "In one sentence: why do streaming APIs report errors inside the stream?", "the user message")
 	fs.IntVar(&cfg.maxTokens, "max-tokens", 128, "maxTokens of the call (keeps the probe cheap)")
-	fs.StringVar(&cfg.endpointURL, "endpoint-url", "", "send the call here instead of AWS, e.g. the URL of streamcheck serve")
+	fs.StringVar(&cfg.endpointURL, "endpoint-url", "", "send the call here instead of AWS, e.g. the URL of streamcheck serve (a loopback URL needs no AWS credentials)")
 	fs.IntVar(&cfg.maxAttempts, "max-attempts", 3, "attempts of the SDK's standard retryer")
 	fs.DurationVar(&cfg.maxBackoff, "max-backoff", 20*time.Second, "longest wait between attempts (the SDK's default is 20s)")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "limit on the whole call, retries and stream included")
@@ -81,22 +88,38 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(stderr, name, "--timeout and --cred-timeout must be above 0, --max-backoff 0 or more")
 	}
 
-	// Our own transport, so every connection is closed when the probe ends.
-	tr := awshttp.NewBuildableClient().GetTransport()
-	defer tr.CloseIdleConnections()
-	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(&http.Client{Transport: tr})}
+	// The SDK's own buildable HTTP client, so the config loader can apply
+	// AWS_CA_BUNDLE (it needs WithTransportOptions); its connections are
+	// tracked, so every one is closed when the probe ends.
+	var conns connTracker
+	defer conns.closeAll()
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DialContext = conns.dialContext(tr.DialContext)
+	})
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}
 	if pc.region != "" {
 		opts = append(opts, config.WithRegion(pc.region))
 	}
 	if pc.profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(pc.profile))
 	}
+	local := isLoopbackURL(pc.endpointURL)
+	if local {
+		// A local endpoint (streamcheck serve) accepts any signature: sign
+		// with made-up static credentials, never with the machine's real
+		// ones (the credential chain, and its last resort, the instance
+		// metadata service, are not consulted at all).
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(dummyAccessKey, dummySecretKey, "")))
+		if pc.region == "" {
+			opts = append(opts, config.WithDefaultRegion(localRegion))
+		}
+	}
 	// Loading reads files and the environment only; bound it all the same.
 	loadCtx, cancel := context.WithTimeout(ctx, pc.credTimeout)
 	cfg, err := config.LoadDefaultConfig(loadCtx, opts...)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: load the AWS configuration: %v\n  check AWS_PROFILE, AWS_CONFIG_FILE and ~/.aws/config; %s\n", name, err, credentialsHelp)
+		fmt.Fprintf(stderr, "%s: load the AWS configuration: %v\n  check AWS_PROFILE, AWS_CONFIG_FILE, AWS_CA_BUNDLE and ~/.aws/config; %s\n", name, err, credentialsHelp)
 		return exitFailed
 	}
 	if cfg.Region == "" {
@@ -106,10 +129,12 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// Find credentials before the call, with a deadline: on a machine that is
 	// not EC2, the chain's last resort (the instance metadata service) would
 	// otherwise spend its own retries and timeouts before giving up.
-	source, err := checkCredentials(ctx, cfg, pc.credTimeout)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n  %s\n  (no call was made)\n", name, err, credentialsHelp)
-		return exitFailed
+	source := "made-up static credentials (the endpoint is local)"
+	if !local {
+		if source, err = checkCredentials(ctx, cfg, pc.credTimeout); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n  %s\n  (no call was made)\n", name, err, credentialsHelp)
+			return exitFailed
+		}
 	}
 	endpoint := "AWS"
 	if pc.endpointURL != "" {
@@ -125,11 +150,18 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		})
 		return log
 	}
-	client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(), func(o *bedrockruntime.Options) {
-		if pc.endpointURL != "" {
+	optFns := []func(*bedrockruntime.Options){middleware.WithBedrock()}
+	if pc.endpointURL != "" {
+		// The call number lets serve's log lines ("call N attempt M") be
+		// matched with this probe's attempts.
+		log.call = probeCallNumber()
+		fmt.Fprintf(stdout, "the endpoint logs this call as call %d (header %s)\n", log.call, probeCallHeader)
+		optFns = append(optFns, func(o *bedrockruntime.Options) {
 			o.BaseEndpoint = aws.String(pc.endpointURL)
-		}
-	})
+			o.APIOptions = append(o.APIOptions, withCallNumber(log.call))
+		})
+	}
+	client := bedrockruntime.NewFromConfig(cfg, optFns...)
 	callCtx, cancel := context.WithTimeout(ctx, pc.timeout)
 	defer cancel()
 	return probeCall(callCtx, client, pc, log, stdout, stderr)
@@ -274,7 +306,8 @@ func describeError(err error) string {
 // attempt with the reason and the retryer's decision, as it happens.
 type retryLog struct {
 	aws.RetryerV2
-	w io.Writer
+	w    io.Writer
+	call int // the call number sent to a streamcheck endpoint; 0 if none
 
 	mu      sync.Mutex
 	attempt int
@@ -294,15 +327,24 @@ func (l *retryLog) IsErrorRetryable(err error) bool {
 	ok := l.RetryerV2.IsErrorRetryable(err)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	verdict := "not retryable"
+	verdict := "the retryer gives up: not retryable"
 	if ok {
-		verdict = "retryable"
+		verdict = "the retryer retries it"
 		if l.attempt >= l.MaxAttempts() {
-			verdict += ", but that was the last attempt"
+			verdict = "the retryer gives up: that was the last attempt"
 		}
 	}
-	fmt.Fprintf(l.w, "attempt %d failed: %s [%s]\n", l.attempt, describeError(err), verdict)
+	fmt.Fprintf(l.w, "%s failed: %s; %s\n", l.attemptName(), describeError(err), verdict)
 	return ok
+}
+
+// attemptName names the current attempt the way serve's log does ("call N
+// attempt M") when the call is numbered. l.mu must be held.
+func (l *retryLog) attemptName() string {
+	if l.call != 0 {
+		return fmt.Sprintf("call %d attempt %d", l.call, l.attempt)
+	}
+	return fmt.Sprintf("attempt %d", l.attempt)
 }
 
 // RetryDelay logs the wait before the next attempt.
@@ -338,4 +380,80 @@ func (l *retryLog) summary() string {
 		return fmt.Sprintf("retries: none (%d attempt)", l.attempt)
 	}
 	return fmt.Sprintf("retries: %d, by the SDK's retryer (%s); %d attempts", len(l.retried), strings.Join(l.retried, ", "), l.attempt)
+}
+
+// Made-up credentials for a local endpoint, recognisable in any log.
+const (
+	dummyAccessKey = "AKIDSTREAMCHECKPROBE"
+	dummySecretKey = "streamcheck-probe-not-a-secret"
+	localRegion    = "us-east-1"
+)
+
+// isLoopbackURL reports whether u names a loopback host (127.0.0.0/8, ::1,
+// localhost).
+func isLoopbackURL(u string) bool {
+	if u == "" {
+		return false
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := parsed.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// probeCallHeader is the header a streamcheck endpoint numbers calls by.
+const probeCallHeader = "X-Streamcheck-Call"
+
+// probeCallNumber picks the number of the probe's call: large, so it does
+// not collide with the endpoint's own numbering of unnumbered calls, and
+// different on every run, so each probe is a new call to the endpoint.
+func probeCallNumber() int { return 1_000_000 + rand.IntN(9_000_000) }
+
+// withCallNumber sends n in the probeCallHeader on every attempt.
+func withCallNumber(n int) func(*smithymiddleware.Stack) error {
+	mw := smithymiddleware.BuildMiddlewareFunc("streamcheck.ProbeCallNumber",
+		func(ctx context.Context, in smithymiddleware.BuildInput, next smithymiddleware.BuildHandler) (smithymiddleware.BuildOutput, smithymiddleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				req.Header.Set(probeCallHeader, strconv.Itoa(n))
+			}
+			return next.HandleBuild(ctx, in)
+		})
+	return func(s *smithymiddleware.Stack) error { return s.Build.Add(mw, smithymiddleware.After) }
+}
+
+// connTracker remembers the connections a transport dials, so they can all
+// be closed at the end.
+type connTracker struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (t *connTracker) dialContext(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			t.mu.Lock()
+			t.conns = append(t.conns, c)
+			t.mu.Unlock()
+		}
+		return c, err
+	}
+}
+
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.conns {
+		_ = c.Close()
+	}
+	t.conns = nil
 }

@@ -2,10 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -123,25 +132,59 @@ func TestProbeUsageErrors(t *testing.T) {
 	}
 }
 
-// probeEnv is an environment with made-up static credentials: the probe
-// talks to a local fake endpoint, never to AWS.
-var probeEnv = []string{"AWS_ACCESS_KEY_ID=AKIDPROBETEST", "AWS_SECRET_ACCESS_KEY=probe-test-secret", "AWS_EC2_METADATA_DISABLED=true"}
+// lockedBuffer is a bytes.Buffer safe for the endpoint's log goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
-func TestProbeReportsRetries(t *testing.T) {
-	ep, err := startEndpoint(endpointConfig{spec: mustSpec(t, "throttling@1:call=1"), events: 3})
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// probeEndpoint starts a streamcheck endpoint with faults spec that logs
+// to the returned buffer.
+func probeEndpoint(t *testing.T, spec string) (*endpoint, *lockedBuffer) {
+	t.Helper()
+	log := &lockedBuffer{}
+	ep, err := startEndpoint(endpointConfig{spec: mustSpec(t, spec), events: 3, log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ep.Close()
-	code, stdout, stderr, _ := runChild(t, probeEnv,
-		"probe", "--region", "us-east-1", "--model", rawModel, "--endpoint-url", ep.URL(), "--max-backoff", "1ms")
-	if code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	t.Cleanup(ep.Close)
+	return ep, log
+}
+
+var callNumber = regexp.MustCompile(`the endpoint logs this call as call (\d+) \(header X-Streamcheck-Call\)`)
+
+// TestProbeReportsRetries runs the probe as a new user would against serve:
+// an empty HOME and no AWS_* variable at all. It needs no credentials,
+// prints nothing on stderr (no IMDS warning), and its attempts carry the
+// names serve's log gives them.
+func TestProbeReportsRetries(t *testing.T) {
+	ep, log := probeEndpoint(t, "throttling@1:p=1")
+	code, stdout, stderr, _ := runChild(t, nil,
+		"probe", "--model", rawModel, "--endpoint-url", ep.URL(), "--max-backoff", "1ms")
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr (want none):\n%s", code, stdout, stderr)
 	}
+	m := callNumber.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("stdout does not say how the endpoint logs the call:\n%s", stdout)
+	}
+	call := "call " + m[1]
 	for _, want := range []string{
-		"probe: ConverseStream to " + rawModel + " in us-east-1 via " + ep.URL() + ", credentials from EnvConfigCredentials, through streamstatus",
-		"attempt 1 failed: Bedrock Runtime ConverseStream: ThrottlingException (HTTP 429, retryable, throttle) before any event",
-		"[retryable]", "retrying in", "(attempt 2 of 3)",
+		"probe: ConverseStream to " + rawModel + " in us-east-1 via " + ep.URL() + ", credentials from made-up static credentials (the endpoint is local), through streamstatus",
+		call + " attempt 1 failed: Bedrock Runtime ConverseStream: ThrottlingException (HTTP 429, retryable, throttle) before any event",
+		"; the retryer retries it\n", "retrying in", "(attempt 2 of 3)",
 		"stream opened on attempt 2",
 		"reply: Streams0 fail1 inside2",
 		"done: 7 events", "stop reason end_turn", "tokens 12 in / 3 out",
@@ -151,19 +194,56 @@ func TestProbeReportsRetries(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	}
-	if strings.Contains(stdout+stderr, "AKIDPROBETEST") || strings.Contains(stdout+stderr, "probe-test-secret") {
-		t.Errorf("the probe printed the credentials:\n%s\n%s", stdout, stderr)
+	if strings.Count(stdout, "retryable") != 1 {
+		t.Errorf("stdout says \"retryable\" %d times, want once (in the error's own line):\n%s", strings.Count(stdout, "retryable"), stdout)
+	}
+	for _, want := range []string{call + " attempt 1 ConverseStream", call + " attempt 2 ConverseStream"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the endpoint's log lacks %q:\n%s", want, log.String())
+		}
+	}
+	if strings.Contains(stdout, dummySecretKey) {
+		t.Errorf("the probe printed the secret key:\n%s", stdout)
 	}
 }
 
-func TestProbeReportsAFailureAfterContent(t *testing.T) {
-	ep, err := startEndpoint(endpointConfig{spec: mustSpec(t, "serviceUnavailable@3:call=1"), events: 3})
+// TestProbeWithACABundle: with AWS_CA_BUNDLE set (common behind corporate
+// proxies) the config loader must be able to add the bundle to the probe's
+// HTTP client.
+func TestProbeWithACABundle(t *testing.T) {
+	ep, _ := probeEndpoint(t, "none")
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, selfSignedPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr, _ := runChild(t, []string{"AWS_CA_BUNDLE=" + bundle},
+		"probe", "--model", rawModel, "--endpoint-url", ep.URL())
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, "done: 7 events") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// selfSignedPEM returns a freshly made self-signed CA certificate in PEM.
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ep.Close()
-	code, stdout, stderr, _ := runChild(t, probeEnv,
-		"probe", "--region", "us-east-1", "--model", rawModel, "--endpoint-url", ep.URL(), "--max-backoff", "1ms")
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "streamcheck test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestProbeReportsAFailureAfterContent(t *testing.T) {
+	ep, _ := probeEndpoint(t, "serviceUnavailable@3:p=1")
+	code, stdout, stderr, _ := runChild(t, nil,
+		"probe", "--model", rawModel, "--endpoint-url", ep.URL(), "--max-backoff", "1ms")
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailed, stdout, stderr)
 	}
