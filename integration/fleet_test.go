@@ -355,3 +355,85 @@ func TestFleetRedisKilledMidStorm(t *testing.T) {
 		t.Fatalf("Redis count %d -> %d (%v) across a take of 14; the bucket is not shared again", before, after, err)
 	}
 }
+
+// countHook counts the commands a go-redis client sends (each one round
+// trip here: no pipelines).
+type countHook struct{ cmds atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.cmds.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestRedisRoundTripsPerFirstTimeSuccess: a call that succeeds at its first
+// attempt costs one Redis round trip. The SDK's standard retryer calls the
+// limiter once for it: the first attempt's release runs
+// RateLimiter.AddTokens(NoRetryIncrement) (GetToken is only called for
+// retries), and AddTokens is one refund script (EVALSHA).
+func TestRedisRoundTripsPerFirstTimeSuccess(t *testing.T) {
+	rs := redistest.StartT(t)
+	srv := newServer(t)
+	clean, _ := invokeStream.healthy(1, "ok")
+	srv.SetDefault(fake.Response{Steps: clean})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	rb := backoff.NewRedisBucket(rdb, "streamstatus:test:roundtrips", fleetCapacity)
+	client := budgetClient(srv, immediateBudget(func(b *backoff.Budget) { b.Bucket = rb }), "standard")
+	invokeStream.run(context.Background(), client) // connection set-up and script load
+	const calls = 20
+	before := hook.cmds.Load()
+	for i := 0; i < calls; i++ {
+		if res := invokeStream.run(context.Background(), client); res.callErr != nil || res.streamErr != nil {
+			t.Fatal(res.callErr, res.streamErr)
+		}
+	}
+	if n := hook.cmds.Load() - before; n != calls {
+		t.Fatalf("%d Redis commands for %d first-time successes, want 1 each", n, calls)
+	}
+}
+
+// BenchmarkFirstTimeSuccessBucket: one healthy ConverseStream call through
+// the plugin with the budget's bucket in-process and in Redis on loopback,
+// side by side, and the Redis round trips each call makes.
+func BenchmarkFirstTimeSuccessBucket(b *testing.B) {
+	rs := redistest.StartT(b)
+	srv := newServer(b)
+	clean, _ := invokeStream.healthy(1, "ok")
+	srv.SetDefault(fake.Response{Steps: clean})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	for _, bc := range []struct {
+		name   string
+		bucket backoff.Bucket
+	}{
+		{"TokenBucket", backoff.NewTokenBucket(fleetCapacity)},
+		{"RedisBucket", backoff.NewRedisBucket(rdb, "streamstatus:bench:first-time", fleetCapacity,
+			func(o *backoff.RedisOptions) { o.OperationTimeout = time.Second })},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			client := budgetClient(srv, immediateBudget(func(bb *backoff.Budget) { bb.Bucket = bc.bucket }), "standard")
+			invokeStream.run(context.Background(), client)
+			before := hook.cmds.Load()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if res := invokeStream.run(context.Background(), client); res.callErr != nil || res.streamErr != nil {
+					b.Fatal(res.callErr, res.streamErr)
+				}
+			}
+			b.ReportMetric(float64(hook.cmds.Load()-before)/float64(b.N), "redis-roundtrips/call")
+		})
+	}
+}
