@@ -306,7 +306,7 @@ func storm(b *backoff.RedisBucket, stop <-chan struct{}, ops *atomic.Int64) (slo
 
 // slack is what a loaded 2-core machine (with -race) may add to an
 // operation's deadline before the operation returns.
-const slack = 100 * time.Millisecond
+const slack = 150 * time.Millisecond
 
 // TestRedisBucketKilledAndRestarted: Redis killed mid-storm → operations go
 // on, each within its deadline, through the fallback, with one warning;
