@@ -137,7 +137,7 @@ func TestViolationsAreDetected(t *testing.T) {
 	s := &sideRun{name: pluginSide, plugin: true, attempts: [][]string{{""}, {""}, {""}, {""}, {"x"}, {"x", "x", ""}}, outcomes: []outcome{
 		outcomeOf(labels(1), dup, nil), // call 1: an event twice
 		outcomeOf(labels(2), labels(2)[:3], errors.New("read tcp: connection reset by peer")), // call 2: healthy, failed untyped
-		outcomeOf(labels(3), append(labels(3)[:1:1], labels(3)[2:]...), nil),                 // call 3: an event skipped
+		outcomeOf(labels(3), append(labels(3)[:1:1], labels(3)[2:]...), nil),                  // call 3: an event skipped
 		o4, // call 4: envelope delivered
 		outcomeOf(labels(5), labels(5)[:2], &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", StatusCode: 200, Events: 1}),
 		outcomeOf(labels(6), labels(6), nil), // call 6: a validation error retried until it went away

@@ -51,10 +51,10 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK          = 0   // the check passed, serve stopped cleanly, the probe succeeded
-	exitFailed      = 1   // invariants broken, the probe's call failed, or a runtime error
-	exitUsage       = 2   // bad flags, arguments or SPEC
-	exitInconclusive = 3  // no violation, but streamcheck's own timeout ended calls it could not check
+	exitOK           = 0   // the check passed, serve stopped cleanly, the probe succeeded
+	exitFailed       = 1   // invariants broken, the probe's call failed, or a runtime error
+	exitUsage        = 2   // bad flags, arguments or SPEC
+	exitInconclusive = 3   // no violation, but streamcheck's own timeout ended calls it could not check
 	exitInterrupted  = 130 // SIGINT or SIGTERM during a check
 )
 

@@ -66,7 +66,7 @@ type sideFigures struct {
 	FirstEventCalls int     `json:"first_event_calls"`
 	FirstEventP50Ms float64 `json:"first_event_p50_ms"`
 	FirstEventP99Ms float64 `json:"first_event_p99_ms"`
-	WallMs             float64        `json:"wall_ms"`
+	WallMs          float64 `json:"wall_ms"`
 }
 
 // maxViolations bounds the violations listed (the count is always given).
