@@ -140,6 +140,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(stderr, "streamcheck", "-faults: "+err.Error())
 	}
 	cfg.spec = spec
+	return check(ctx, cfg, stdout, stderr)
+}
+
+// check runs both sides of a parsed check and prints the result.
+func check(ctx context.Context, cfg checkConfig, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, cfg.progress || isTerminal(stderr))
 
 	bare, err := runSide(ctx, cfg, false, prog)
