@@ -85,6 +85,10 @@ type streamBody struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// codec decodes this stream's events when WithBedrock isolated the
+	// client's protocol (protocol.go); used by the reader goroutine only.
+	codec smithyhttp.ClientProtocol
 }
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
