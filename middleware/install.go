@@ -32,6 +32,13 @@ const (
 //
 // It may also be passed per call, as the last argument of ConverseStream or
 // InvokeModelWithResponseStream.
+//
+// WithBedrock also makes one client safe for many goroutines: smithy-go
+// v1.28.9 decodes every response stream of a client through one shared
+// event-stream codec, so concurrent streams race and, with an event type the
+// SDK does not know, receive each other's bytes (smithy-go #714). WithBedrock
+// gives each stream its own codec (protocol.go), at construction or per call.
+// A Protocol you set yourself in the client's options is left as it is.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
@@ -52,6 +59,13 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 // On a stack without a response event stream it does nothing. Installing
 // twice on one stack (for example through both AppendMiddlewares and
 // WithBedrock) installs once; the first installation's options win.
+//
+// An API option sees an operation's stack, never the client's options, so
+// it cannot give each stream its own event-stream codec the way WithBedrock
+// does: concurrent streams of one bedrockruntime client then share the
+// SDK's codec exactly as without streamstatus (smithy-go #714). For Bedrock
+// clients used from many goroutines, use WithBedrock, or add it per call:
+// c.ConverseStream(ctx, in, middleware.WithBedrock()).
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -65,6 +79,10 @@ func (r *resolved) apiOption() func(*smithymiddleware.Stack) error {
 // config, in the style of the OpenTelemetry AWS instrumentation:
 //
 //	middleware.AppendMiddlewares(&cfg.APIOptions)
+//
+// Like APIOption, it cannot isolate concurrent streams of one client from
+// each other (smithy-go #714): for Bedrock clients used from many
+// goroutines, construct them with WithBedrock as well (it installs once).
 func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts ...Option) {
 	*apiOptions = append(*apiOptions, APIOption(opts...))
 }

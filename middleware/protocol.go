@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"io"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	smithy "github.com/aws/smithy-go"
@@ -25,17 +26,25 @@ import (
 // events, Close, start the next stream" races too. Upstream: smithy-go issue
 // #714, fix PR #716.
 //
-// A codec keeps no state from one message to the next that a stream needs,
-// and one codec per stream is exactly what a client used by one goroutine
-// gets. So WithBedrock replaces the client's protocol with isolatedProtocol:
+// One codec per stream is exactly what a client used by one goroutine gets.
+// So WithBedrock replaces the client's protocol with isolatedProtocol:
 // everything is the client's own protocol except DeserializeEventMessage,
-// which the SDK's EventStreamReader calls with the response body as reader.
-// With our deserialize middleware that body is a *streamBody; it carries the
-// stream's own codec, built on its first message (restjson1.New: 3
-// allocations, plus the decoder the codec builds on first use). A reader
-// that is not ours (an operation our middleware does not wrap, such as the
-// bidirectional stream's output, or a body another middleware wrapped
-// around ours) gets a fresh codec per message: slower, never shared.
+// which the SDK's EventStreamReader calls from the stream's reader
+// goroutine with the response body as reader. With our deserialize
+// middleware that body is a *streamBody, and it carries the stream's codec
+// from its first message to its last. The reader goroutine stops at the
+// first error DeserializeEventMessage returns (io.EOF included), so the
+// codec then goes back to a pool of the client's, for a later stream: a
+// codec is 5 allocations (restjson1.New and the decoder it builds on first
+// use), too many to pay per stream. That is safe because nothing a codec
+// returns points into it: payloads are decoded into fresh memory, unknown
+// events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing pins
+// it). A stream closed early whose goroutine stops without an error just
+// leaves its codec to the garbage collector. A reader that is not ours (an
+// operation our middleware does not wrap, such as the bidirectional stream's
+// output, or a body another middleware wrapped around ours) borrows a codec
+// for one message at a time. Input event streams (SerializeEventMessage)
+// keep the client's codec, as without streamstatus.
 //
 // APIOption and AppendMiddlewares cannot do this: an API option receives
 // the operation's stack, never the client's Options, and the SDK's
@@ -54,6 +63,7 @@ import (
 // codec per response stream.
 type isolatedProtocol struct {
 	smithyhttp.ClientProtocol // the client's own, for everything but event decoding
+	codecs                    sync.Pool
 }
 
 // isolateEventStreams returns p with event decoding isolated per stream, if
@@ -63,12 +73,12 @@ func isolateEventStreams(p smithyhttp.ClientProtocol) smithyhttp.ClientProtocol 
 	if _, ok := p.(*restjson1.Protocol); !ok {
 		return p
 	}
-	return &isolatedProtocol{ClientProtocol: p}
+	return &isolatedProtocol{ClientProtocol: p, codecs: sync.Pool{New: newEventCodec}}
 }
 
 // newEventCodec returns a codec of its own for one stream: a restJson1
 // protocol made exactly as bedrockruntime.New makes the client's.
-func newEventCodec() smithyhttp.ClientProtocol {
+func newEventCodec() any {
 	return restjson1.New(schemas.AmazonBedrockFrontendService)
 }
 
@@ -78,10 +88,17 @@ func newEventCodec() smithyhttp.ClientProtocol {
 func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types *smithy.TypeRegistry, r io.Reader) (smithy.Deserializable, error) {
 	b, ok := r.(*streamBody)
 	if !ok {
-		return newEventCodec().DeserializeEventMessage(schema, types, r)
+		codec := p.codecs.Get().(*restjson1.Protocol)
+		defer p.codecs.Put(codec)
+		return codec.DeserializeEventMessage(schema, types, r)
 	}
 	if b.codec == nil {
-		b.codec = newEventCodec()
+		b.codec = p.codecs.Get().(*restjson1.Protocol)
 	}
-	return b.codec.DeserializeEventMessage(schema, types, r)
+	ev, err := b.codec.DeserializeEventMessage(schema, types, r)
+	if err != nil { // the reader goroutine stops here: the codec is free
+		p.codecs.Put(b.codec)
+		b.codec = nil
+	}
+	return ev, err
 }
