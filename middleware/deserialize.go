@@ -9,6 +9,7 @@ import (
 	smithy "github.com/aws/smithy-go"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/smithyext"
@@ -85,6 +86,10 @@ type streamBody struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// codec decodes this stream's events when WithBedrock isolated the
+	// client's protocol (protocol.go); used by the reader goroutine only.
+	codec *restjson1.Protocol
 }
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
