@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
@@ -47,8 +46,10 @@ func newServer(t *testing.T, opts ...Option) *Server {
 
 func newClient(srv *Server) *bedrockruntime.Client {
 	return bedrockruntime.New(bedrockruntime.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFAKE", "secret", ""),
+		Region: "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDFAKE", SecretAccessKey: "secret"}, nil // fake's go.mod leaves out the credentials module
+		}),
 		BaseEndpoint: aws.String(srv.URL),
 		Retryer:      aws.NopRetryer{},
 	})
