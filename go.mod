@@ -6,9 +6,9 @@ require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime v1.31.0
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.15.0
-	github.com/aws/aws-sdk-go-v2/service/sagemakerruntime v1.29.3
+	github.com/aws/aws-sdk-go-v2/service/sagemakerruntime v1.25.5
 	github.com/aws/smithy-go v1.28.9
-	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/cenkalti/backoff/v4 v4.0.0
 	github.com/streamstatus/streamstatus/integration/fake v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 )

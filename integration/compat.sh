@@ -4,7 +4,9 @@
 #
 #   floors          every version in the library's go.mod, exactly (core,
 #                   smithy-go, the services, the internal modules); config,
-#                   credentials and sts from the SDK release that matches them
+#                   credentials and sts from the SDK release that matches them.
+#                   This row runs every test of the three modules: the floors
+#                   are the oldest versions on which the whole suite passes.
 #   per-operation   the last per-operation generation: bedrockruntime v1.62.0,
 #                   sagemakerruntime v1.49.0 (the rest as integration/go.mod)
 #   schema-serde    the first schema-serde generation: bedrockruntime v1.63.0,
@@ -106,16 +108,16 @@ newest() {
   done
 }
 
-run() { # NAME SPEC...
-  local name=$1 race="" start
-  shift
+run() { # NAME PACKAGES SPEC...
+  local name=$1 pkgs=$2 race="" start
+  shift 2
   case " $race_rows " in *" $name "* | *" all "*) race=-race ;; esac
   start=$(date +%s)
   echo "== $name"
   pin "$@"
   check "$@"
   echo "   $(show)"
-  (cd "$tmp/integration" && go test $race -count=1 ${COMPAT_TESTFLAGS:-} "$lib/middleware" .)
+  (cd "$tmp/integration" && go test $race -count=1 ${COMPAT_TESTFLAGS:-} $pkgs)
   echo "   $name: ok in $(($(date +%s) - start))s${race:+ (with -race)}"
 }
 
@@ -124,15 +126,15 @@ for row in $rows; do
   case $row in
   floors)
     # Every requirement of the library's go.mod, indirect ones too.
-    run floors $(requires "$root/go.mod" indirect) $floor_extras ;;
+    run floors "$lib/..." $(requires "$root/go.mod" indirect) $floor_extras ;;
   per-operation)
-    run per-operation github.com/aws/aws-sdk-go-v2/service/bedrockruntime@v1.62.0 \
+    run per-operation "$lib/middleware ." github.com/aws/aws-sdk-go-v2/service/bedrockruntime@v1.62.0 \
       github.com/aws/aws-sdk-go-v2/service/sagemakerruntime@v1.49.0 ;;
   schema-serde)
-    run schema-serde github.com/aws/aws-sdk-go-v2/service/bedrockruntime@v1.63.0 \
+    run schema-serde "$lib/middleware ." github.com/aws/aws-sdk-go-v2/service/bedrockruntime@v1.63.0 \
       github.com/aws/aws-sdk-go-v2/service/sagemakerruntime@v1.50.0 ;;
   newest)
-    run newest $(newest) ;;
+    run newest "$lib/middleware ." $(newest) ;;
   *)
     echo "compat: unknown row $row (rows: floors per-operation schema-serde newest)" >&2
     exit 2 ;;
