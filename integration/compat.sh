@@ -12,7 +12,8 @@
 #   schema-serde    the first schema-serde generation: bedrockruntime v1.63.0,
 #                   sagemakerruntime v1.50.0 (the rest as integration/go.mod)
 #   newest          the newest release the module proxy serves of every
-#                   module integration/go.mod requires directly
+#                   module the library or the integration module requires
+#                   directly
 #
 # It works in a temporary copy of the repository (GOWORK=off, the
 # integration module's go.mod rewritten there) and never touches the
@@ -94,15 +95,14 @@ show() {
     github.com/aws/aws-sdk-go-v2 github.com/aws/smithy-go \
     github.com/aws/aws-sdk-go-v2/service/bedrockruntime \
     github.com/aws/aws-sdk-go-v2/service/sagemakerruntime \
-    github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime) |
+    github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime github.com/cenkalti/backoff/v4) |
     sed -e 's|github.com/aws/aws-sdk-go-v2/service/||' -e 's|github.com/aws/aws-sdk-go-v2 |core |' \
-      -e 's|github.com/aws/||' | paste -sd' ' -
+      -e 's|github.com/aws/||' -e 's|github.com/cenkalti/||' | paste -sd' ' -
 }
 
 newest() {
   local m v
-  for m in $(requires "$root/integration/go.mod"); do
-    m=${m%@*}
+  for m in $({ requires "$root/go.mod"; requires "$root/integration/go.mod"; } | sed 's/@.*//' | sort -u); do
     v=$(go list -m -versions "$m" | tr ' ' '\n' | tail -n +2 | grep -v -- - | tail -1)
     echo "$m@${v:?no release of $m on the module proxy}"
   done
