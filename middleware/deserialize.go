@@ -54,10 +54,13 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
+	body.obs = newStreamObserver(ctx, info)
 	if err := body.readAhead(); err != nil {
+		body.obs.end(err, false, body.info.Events)
 		_ = body.Close()
 		return out, md, err
 	}
+	body.obs.started(body.info.Events)
 	resp.Body = body
 	return out, md, nil
 }
@@ -82,6 +85,8 @@ type streamBody struct {
 	pending []byte // wire bytes not yet handed to the SDK's reader
 	next    []byte // after pending: the read-ahead's content frame, in the scanner's buffer
 	err     error  // sticky: returned once pending and next are drained
+
+	obs *streamObserver // nil unless the client traces, meters or logs retries
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,6 +148,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		case b.next != nil:
 			b.pending, b.next = b.next, nil
 		case b.err != nil:
+			b.obs.end(b.err, true, b.info.Events) // the one place the stream's end is seen; records once
 			return 0, b.err
 		default:
 			b.nextFrame()
@@ -191,6 +197,6 @@ func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
 
 // Close closes the underlying response body. Safe for concurrent calls.
 func (b *streamBody) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
+	b.closeOnce.Do(func() { b.obs.closed(); b.closeErr = b.src.Close() })
 	return b.closeErr
 }
