@@ -508,3 +508,52 @@ func TestObserveLogging(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkObserve streams through the plugin with the SDK's default
+// (no-op) providers and with recording ones (in-memory metrics and spans,
+// LogRetries on), side by side in one run, at 1 and 1,000 events per call,
+// so the per-call and per-event costs separate:
+//
+//	go test -run '^$' -bench BenchmarkObserve -count 6 ./integration/
+func BenchmarkObserve(b *testing.B) {
+	for _, events := range []int{1, 1000} {
+		for _, side := range []string{"default", "recording"} {
+			b.Run(fmt.Sprintf("events=%d/providers=%s", events, side), func(b *testing.B) {
+				srv := newServer(b)
+				srv.SetDefault(fake.Response{Steps: []fake.Step{chunkStream(events, 100)}})
+				cfg := testConfig(srv, 1)
+				opts := []func(*bedrockruntime.Options){middleware.WithBedrock()}
+				if side == "recording" {
+					cfg.ClientLogMode = aws.LogRetries
+					cfg.Logger = logging.Nop{}
+					opts = append(opts, func(o *bedrockruntime.Options) {
+						o.MeterProvider, o.TracerProvider = &memMeterProvider{}, &memTracerProvider{}
+					})
+				}
+				c := bedrockruntime.NewFromConfig(cfg, opts...)
+				input := &bedrockruntime.InvokeModelWithResponseStreamInput{
+					ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{"prompt":"hi"}`), ContentType: aws.String("application/json"),
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					out, err := c.InvokeModelWithResponseStream(context.Background(), input)
+					if err != nil {
+						b.Fatal(err)
+					}
+					stream := out.GetStream()
+					got := 0
+					for range stream.Events() {
+						got++
+					}
+					if stream.Err() != nil || got != events {
+						b.Fatalf("%d events, error %v", got, stream.Err())
+					}
+					stream.Close()
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+			})
+		}
+	}
+}

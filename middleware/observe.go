@@ -136,20 +136,19 @@ func addObserver(stack *smithymiddleware.Stack) error {
 	if !ok {
 		return nil // a custom retry middleware: no meter or log mode to follow
 	}
-	c := &callObserver{log: attempt.LogAttempts}
+	var inst *instruments
 	if meter := attempt.OperationMeter; meter != nil {
 		if _, nop := meter.(metrics.NopMeter); !nop {
-			inst, err := newInstruments(meter)
-			if err != nil {
+			var err error
+			if inst, err = newInstruments(meter); err != nil {
 				return fmt.Errorf("streamstatus: create metric instruments on %s: %w", stack.ID(), err)
 			}
-			c.inst = inst
 		}
 	}
-	if c.inst == nil && !c.log {
+	if inst == nil && !attempt.LogAttempts {
 		return nil
 	}
-	if err := stack.Initialize.Add(c, smithymiddleware.Before); err != nil {
+	if err := stack.Initialize.Add(&callObserver{inst: inst, log: attempt.LogAttempts}, smithymiddleware.Before); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", ObserveID, stack.ID(), err)
 	}
 	return nil
