@@ -83,6 +83,7 @@ type sideRun struct {
 	attempts    [][]string // attempts[n-1]: the fault of each attempt of call n
 	serverCalls int
 	elapsed     time.Duration
+	recorded    *failureCounter // the plugin side's clients' MeterProvider; nil on the bare side
 }
 
 // runSide runs every call of the check on one side, against its own
@@ -115,6 +116,7 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 	if plugin {
 		s.name = pluginSide
 		middleware.AppendMiddlewares(&awsCfg.APIOptions)
+		s.recorded = newFailureCounter()
 	}
 
 	prog.start(s.name, cfg.calls)
@@ -125,7 +127,7 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := bedrockruntime.NewFromConfig(awsCfg)
+			client := bedrockruntime.NewFromConfig(awsCfg, s.recorded.clientOption())
 			for n := range jobs {
 				o := doCall(ctx, client, n, opOf(n))
 				s.outcomes[n-1] = o

@@ -50,6 +50,10 @@ type sideFigures struct {
 	FirstEventP50Ms    float64        `json:"first_event_p50_ms"`
 	FirstEventP99Ms    float64        `json:"first_event_p99_ms"`
 	WallMs             float64        `json:"wall_ms"`
+	// Recorded is what the side's clients recorded through their
+	// MeterProvider: streamstatus.stream.failures by exception.type and
+	// position (plugin side only).
+	Recorded map[string]int64 `json:"recorded_failures,omitempty"`
 }
 
 // maxViolations bounds the violations listed (the count is always given).
@@ -89,7 +93,7 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 // figures computes one side's figures.
 func figures(cfg checkConfig, s *sideRun) sideFigures {
 	f := sideFigures{Name: s.name, Calls: cfg.calls, Failed: map[string]int{}, ServerCalls: s.serverCalls,
-		WallMs: ms(s.elapsed)}
+		WallMs: ms(s.elapsed), Recorded: s.recorded.snapshot()}
 	f.TransparentRetries = s.serverCalls - cfg.calls
 	var firsts []time.Duration
 	for i, o := range s.outcomes {
@@ -367,6 +371,7 @@ func (r *report) writeTable(w io.Writer) {
 	dur("time to first event p50", func(s sideFigures) float64 { return s.FirstEventP50Ms })
 	dur("time to first event p99", func(s sideFigures) float64 { return s.FirstEventP99Ms })
 	dur("wall time", func(s sideFigures) float64 { return s.WallMs })
+	writeRecorded(w, r.Plugin.Recorded)
 
 	fmt.Fprintln(w)
 	if r.PluginInvariants.Met {
