@@ -60,7 +60,6 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		_ = body.Close()
 		return out, md, err
 	}
-	body.obs.started(body.info.Events)
 	resp.Body = body
 	return out, md, nil
 }
@@ -87,6 +86,9 @@ type streamBody struct {
 	err     error  // sticky: returned once pending and next are drained
 
 	obs *streamObserver // nil unless the client traces, meters or logs retries
+	// content: the stream delivered its first content event (one not in
+	// the non-content set); kept only while observing.
+	content bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,10 +130,14 @@ func (b *streamBody) readAhead() error {
 		isEvent := f.MessageType() == smithyext.MessageTypeEvent
 		if isEvent {
 			events++
+			b.obs.event()
 		}
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
 		if isEvent && (!nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit) {
-			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
+			if !nonContent {
+				b.firstContent()
+			}
+			b.next = f.Bytes() // the first content (or the limit's overflow): replayed from the scanner's buffer
 			break
 		}
 		ahead = append(ahead, f.Bytes()...) // non-content events; unknown message types go to the SDK, which reports them
@@ -177,9 +183,29 @@ func (b *streamBody) nextFrame() {
 		}
 		if f.MessageType() == smithyext.MessageTypeEvent {
 			b.info.Events++
+			if b.obs != nil {
+				b.obs.event()
+				if !b.content {
+					if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
+						b.firstContent()
+					}
+				}
+			}
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	}
+}
+
+// firstContent records, once, that the stream delivered its first content
+// event. Non-content events (WithNonContentEvents) do not count, even the
+// one the read-ahead limit hands over early: a stream that sends only those
+// has no first chunk.
+func (b *streamBody) firstContent() {
+	if b.obs == nil || b.content {
+		return
+	}
+	b.content = true
+	b.obs.firstContent()
 }
 
 // failure classifies a frame that ends the stream: an exception, an error

@@ -173,7 +173,8 @@ type streamObserver struct {
 	service  string
 	method   string
 	provider string
-	ended    atomic.Bool // Close may race the reader's end
+	ended    atomic.Bool  // Close may race the reader's end
+	events   atomic.Int64 // events handed to the reader, for a span closed early
 }
 
 func newStreamObserver(ctx context.Context, info classify.Stream) *streamObserver {
@@ -209,18 +210,31 @@ func providerOf(service string) string {
 	return ""
 }
 
-// started records that the read-ahead handed the stream to the SDK's
-// reader, having seen events events (the last one the first content).
-func (o *streamObserver) started(events int) {
-	if o == nil || events == 0 {
+// event counts one event the stream handed to the SDK's reader, for the
+// span of a stream closed early. Safe from any goroutine.
+func (o *streamObserver) event() {
+	if o != nil {
+		o.events.Add(1)
+	}
+}
+
+// firstContent records the stream's first content event: the time to
+// first chunk and the span's first_chunk event. The stream body calls it
+// once, and only for an event that is content.
+func (o *streamObserver) firstContent() {
+	if o == nil {
 		return
 	}
-	if o.call != nil && o.call.inst != nil {
-		o.call.inst.timeToFirstChunk.Record(o.ctx, time.Since(o.call.start).Seconds(), o.operation)
+	var since float64
+	if o.call != nil {
+		since = time.Since(o.call.start).Seconds()
+		if o.call.inst != nil {
+			o.call.inst.timeToFirstChunk.Record(o.ctx, since, o.operation)
+		}
 	}
 	if o.span != nil {
 		if o.call != nil {
-			o.span.SetProperty(attrFirstChunkAt, time.Since(o.call.start).Seconds())
+			o.span.SetProperty(attrFirstChunkAt, since)
 		}
 		o.span.AddEvent("first_chunk")
 	}
@@ -257,13 +271,15 @@ func (o *streamObserver) end(err error, afterContent bool, events int) {
 	o.span.End()
 }
 
-// closed ends the span of a stream its consumer closed before the end.
-// Safe from any goroutine.
+// closed ends the span of a stream its consumer closed before the end,
+// with the number of events handed to the reader so far; the status stays
+// unset (neither a failure nor a clean end). Safe from any goroutine.
 func (o *streamObserver) closed() {
 	if o == nil || !o.ended.CompareAndSwap(false, true) {
 		return
 	}
 	if o.span != nil {
+		o.span.SetProperty(attrEvents, int(o.events.Load()))
 		o.span.End()
 	}
 }

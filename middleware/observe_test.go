@@ -146,7 +146,7 @@ func TestDefaultProvidersCostNothing(t *testing.T) {
 }
 
 // observed returns a stream body observed by a counting meter and tracer.
-func observed(t *testing.T, ctx context.Context, frames ...[]byte) (*streamBody, *countingMeter, *endCountingTracer, error) {
+func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]byte) (*streamBody, *countingMeter, *endCountingTracer, error) {
 	t.Helper()
 	meter := &countingMeter{counts: map[string]int{}}
 	inst, err := newInstruments(meter)
@@ -157,13 +157,52 @@ func observed(t *testing.T, ctx context.Context, frames ...[]byte) (*streamBody,
 	ctx = tracing.WithOperationTracer(ctx, tracer)
 	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
 	info := classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
-	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(nil))
+	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(opts))
 	b.obs = newStreamObserver(ctx, info)
 	err = b.readAhead()
-	if err == nil {
-		b.obs.started(b.info.Events)
-	}
 	return b, meter, tracer, err
+}
+
+func observed(t *testing.T, ctx context.Context, frames ...[]byte) (*streamBody, *countingMeter, *endCountingTracer, error) {
+	t.Helper()
+	return observedWith(t, ctx, nil, frames...)
+}
+
+// A non-content event is not a first chunk, even the one the read-ahead
+// limit hands to the reader early: the time to first chunk is recorded
+// when the first content event passes, and never for a stream without one.
+func TestTimeToFirstChunkWaitsForContent(t *testing.T) {
+	tinyReadAhead := []Option{func(o *Options) { o.ReadAheadLimit = 1 }}
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+		want   int
+	}{
+		{"non-content only", [][]byte{event(t, "messageStart")}, 0},
+		{"content after the read-ahead limit", [][]byte{event(t, "messageStart"), event(t, "messageStart"), event(t, "contentBlockDelta")}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, meter, tracer, err := observedWith(t, context.Background(), tinyReadAhead, tc.frames...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := meter.counts[metricTimeToFirstChunk]; n != 0 {
+				t.Fatalf("time to first chunk recorded %d times after the read-ahead of a non-content event, want 0", n)
+			}
+			if _, err := io.Copy(io.Discard, b); err != nil {
+				t.Fatal(err)
+			}
+			if n := meter.counts[metricTimeToFirstChunk]; n != tc.want {
+				t.Errorf("time to first chunk recorded %d times, want %d", n, tc.want)
+			}
+			if _, ok := tracer.spans[0].props[attrFirstChunkAt]; ok != (tc.want == 1) {
+				t.Errorf("span %s set: %t, want %t", attrFirstChunkAt, ok, tc.want == 1)
+			}
+			if got := tracer.spans[0].props[attrEvents]; got != len(tc.frames) {
+				t.Errorf("span %s = %v, want %d", attrEvents, got, len(tc.frames))
+			}
+		})
+	}
 }
 
 func TestClosedStreamEndsItsSpanOnceAndRecordsNoFailure(t *testing.T) {
@@ -246,7 +285,6 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 					if err := body.readAhead(); err != nil {
 						b.Fatal(err)
 					}
-					body.obs.started(body.info.Events)
 					for {
 						if _, err := body.Read(buf); err != nil {
 							break
