@@ -54,7 +54,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
-	body.obs = newStreamObserver(ctx, info)
+	body.obs = newStreamObserver(ctx, info, m.opts.classifier)
 	if err := body.readAhead(); err != nil {
 		body.obs.end(err, false, body.info.Events)
 		_ = body.Close()

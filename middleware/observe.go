@@ -167,24 +167,27 @@ var nopTracer = tracing.NopTracerProvider{}.Tracer("")
 // happens after the operation's span has ended, and the span that covers
 // the stream is the only one still open to carry it.
 type streamObserver struct {
-	ctx      context.Context
-	call     *callObserver // nil when only tracing
-	span     tracing.Span  // nil when not tracing
-	service  string
-	method   string
-	provider string
-	ended    atomic.Bool  // Close may race the reader's end
-	events   atomic.Int64 // events handed to the reader, for a span closed early
+	ctx  context.Context
+	call *callObserver // nil when only tracing
+	span tracing.Span  // nil when not tracing
+	// classifier tells the codes its tables know from codes that came
+	// off the wire; see code.
+	classifier *classify.Classifier
+	service    string
+	method     string
+	provider   string
+	ended      atomic.Bool  // Close may race the reader's end
+	events     atomic.Int64 // events handed to the reader, for a span closed early
 }
 
-func newStreamObserver(ctx context.Context, info classify.Stream) *streamObserver {
+func newStreamObserver(ctx context.Context, info classify.Stream, classifier *classify.Classifier) *streamObserver {
 	call, _ := ctx.Value(callObserverKey{}).(*callObserver)
 	tracer, _ := tracing.GetOperationTracer(ctx)
 	traced := tracer != nopTracer
 	if call == nil && !traced {
 		return nil
 	}
-	o := &streamObserver{ctx: ctx, call: call, service: info.Service, method: info.Operation, provider: providerOf(info.Service)}
+	o := &streamObserver{ctx: ctx, call: call, classifier: classifier, service: info.Service, method: info.Operation, provider: providerOf(info.Service)}
 	if traced {
 		_, o.span = tracer.StartSpan(ctx, streamSpanName, func(so *tracing.SpanOptions) {
 			so.Properties.Set(attrRPCSystem, "aws-api")
@@ -293,14 +296,15 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 		position = positionAfter
 	}
 	source := sourceOf(se.Kind)
+	code := o.code(se)
 	props := func(set func(k, v any)) {
 		set(attrRPCService, o.service)
 		set(attrRPCMethod, o.method)
 		if o.provider != "" {
 			set(attrProvider, o.provider)
 		}
-		set(attrException, se.ErrorCode())
-		set(attrErrorType, se.ErrorCode())
+		set(attrException, code)
+		set(attrErrorType, code)
 		if se.StatusCode != 0 {
 			set(attrStatusCode, se.StatusCode)
 		}
@@ -326,8 +330,70 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 		}
 		smithymiddleware.GetLogger(o.ctx).Logf(logging.Debug,
 			"event stream failure %s/%s: %s (%s, retryable=%t, throttle=%t), %s after %d events, source %s, request id %s",
-			o.service, o.method, se.ErrorCode(), status, se.Retryable, se.Throttle, position, se.Events, source, se.RequestID)
+			o.service, o.method, code, status, se.Retryable, se.Throttle, position, se.Events, source, se.RequestID)
 	}
+}
+
+// Codes recorded in place of a code no table knows.
+const (
+	// codeUnknownEnvelope stands for an envelope error type that is not a
+	// row of the Anthropic table: the type is text of the chunk's payload,
+	// which the model provider writes.
+	codeUnknownEnvelope = "UnknownEnvelopeError"
+	// codeUnknown stands for an exception type or error code that no
+	// table knows and that does not look like a modeled code.
+	codeUnknown = "UnknownError"
+	// maxCodeLen bounds a code recorded from the wire.
+	maxCodeLen = 64
+)
+
+// code returns the error code recorded for a failure as exception.type,
+// error.type and in the log line: a bounded set of values, never text of a
+// payload. se.ErrorCode() is unchanged for the consumer.
+//
+//   - Envelopes: the code if a row of the Anthropic table (with the
+//     client's overrides) has it, else UnknownEnvelopeError.
+//   - Exceptions and error messages: the code comes from the frame's
+//     :exception-type or :error-code header, which the AWS service sets (the
+//     SDK's own client.call.errors records it as sent). It is recorded if a
+//     table knows it, or if it looks like a modeled code (a letter, then
+//     letters, digits, '_' or '.', at most 64 bytes), else UnknownError.
+//   - Transport, corrupt frame, canceled: the classifier's own constants.
+func (o *streamObserver) code(se *smithyext.StatusError) string {
+	code := se.ErrorCode()
+	switch se.Kind {
+	case smithyext.KindEnvelope:
+		if _, ok := o.classifier.Rule(classify.AnthropicServiceID, code); ok {
+			return code
+		}
+		return codeUnknownEnvelope
+	case smithyext.KindException, smithyext.KindErrorMessage:
+		if _, ok := o.classifier.Rule(o.service, code); ok || isModeledCode(code) {
+			return code
+		}
+		return codeUnknown
+	}
+	return code
+}
+
+// isModeledCode reports whether s has the shape of a modeled error code
+// ("ThrottlingException", "ModelStreamErrorException"): it starts with an
+// ASCII letter, has only ASCII letters, digits, '_' and '.', and is at
+// most maxCodeLen bytes.
+func isModeledCode(s string) bool {
+	if s == "" || len(s) > maxCodeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // operation sets the attributes every record carries.

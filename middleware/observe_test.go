@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/tracing"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/smithyext"
 )
 
 // countingMeter counts records per instrument name.
@@ -135,7 +137,7 @@ func TestObserverFollowsTheClient(t *testing.T) {
 func TestDefaultProvidersCostNothing(t *testing.T) {
 	ctx := tracing.WithOperationTracer(context.Background(), (&tracing.NopTracerProvider{}).Tracer("scope"))
 	var o *streamObserver
-	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, classify.Stream{Service: "Bedrock Runtime"}) })
+	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, classify.Stream{Service: "Bedrock Runtime"}, nil) })
 	if o != nil || allocs != 0 {
 		t.Fatalf("default providers: observer %v, %v allocations; want nil and 0", o, allocs)
 	}
@@ -158,7 +160,7 @@ func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]
 	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
 	info := classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
 	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(opts))
-	b.obs = newStreamObserver(ctx, info)
+	b.obs = newStreamObserver(ctx, info, b.opts.classifier)
 	err = b.readAhead()
 	return b, meter, tracer, err
 }
@@ -281,7 +283,7 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					src := &closeRecorder{Reader: bytes.NewReader(stream)}
 					body := newStreamBody(ctx, src, classify.Stream{Service: "Bedrock Runtime"}, r)
-					body.obs = newStreamObserver(ctx, body.info)
+					body.obs = newStreamObserver(ctx, body.info, r.classifier)
 					if err := body.readAhead(); err != nil {
 						b.Fatal(err)
 					}
@@ -293,6 +295,37 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 					_ = body.Close()
 				}
 			})
+		}
+	}
+}
+
+// The recorded code is a bounded set: table codes as they are, an envelope
+// type no table knows as UnknownEnvelopeError (its text is the model
+// provider's payload), a wire exception code only when it has the shape
+// of a modeled code.
+func TestRecordedCodeIsBounded(t *testing.T) {
+	custom := classify.Table{ServiceID: classify.AnthropicServiceID, Rules: []classify.Rule{{Type: "timeout_error", Outcome: classify.Outcome{Code: "timeout_error", Status: 504, Retryable: true}}}}
+	o := &streamObserver{service: "Bedrock Runtime", classifier: classify.New(append(classify.DefaultTables(), custom)...)}
+	for _, tc := range []struct {
+		kind smithyext.Kind
+		code string
+		want string
+	}{
+		{smithyext.KindEnvelope, "overloaded_error", "overloaded_error"},
+		{smithyext.KindEnvelope, "timeout_error", "timeout_error"}, // the client's own row
+		{smithyext.KindEnvelope, "billing_error", codeUnknownEnvelope},
+		{smithyext.KindEnvelope, "secret-payload user 4111-1111-1111-1111", codeUnknownEnvelope},
+		{smithyext.KindException, "ThrottlingException", "ThrottlingException"},
+		{smithyext.KindException, "NewlyModeledException", "NewlyModeledException"},
+		{smithyext.KindErrorMessage, "Some.Code_2", "Some.Code_2"},
+		{smithyext.KindException, "not a code: 4111-1111", codeUnknown},
+		{smithyext.KindException, strings.Repeat("A", maxCodeLen+1), codeUnknown},
+		{smithyext.KindException, "", codeUnknown}, // ErrorCode() of an empty code
+		{smithyext.KindTransport, classify.CodeStreamInterrupted, classify.CodeStreamInterrupted},
+		{smithyext.KindCorrupt, classify.CodeCorruptFrame, classify.CodeCorruptFrame},
+	} {
+		if got := o.code(&smithyext.StatusError{Kind: tc.kind, Code: tc.code}); got != tc.want {
+			t.Errorf("%v %q recorded as %q, want %q", tc.kind, tc.code, got, tc.want)
 		}
 	}
 }
