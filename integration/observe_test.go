@@ -260,13 +260,29 @@ func checkObserved(t *testing.T, mp *memMeterProvider, tp *memTracerProvider, fa
 			t.Errorf("events_before_failure %d = %v %v, want %v after content", i, eb[i].value, eb[i].props, v)
 		}
 	}
-	fc := mp.named("gen_ai.client.operation.time_to_first_chunk")
+	fc := mp.named("streamstatus.stream.time_to_first_content")
 	if len(fc) != firstChunks {
-		t.Fatalf("%d time_to_first_chunk records, want %d", len(fc), firstChunks)
+		t.Fatalf("%d time_to_first_content records, want %d", len(fc), firstChunks)
 	}
+	var chats []float64
 	for _, r := range fc {
 		if r.unit != "s" || r.value <= 0 || r.value > 10 {
-			t.Errorf("time_to_first_chunk = %v %s, want a few ms in seconds", r.value, r.unit)
+			t.Errorf("time_to_first_content = %v %s, want a few ms in seconds", r.value, r.unit)
+		}
+		if r.props["rpc.method"] == "ConverseStream" {
+			chats = append(chats, r.value)
+		}
+	}
+	// The GenAI conventions' metric only where its Required attributes
+	// have a value: ConverseStream is a chat; the others record none.
+	genAI := mp.named("gen_ai.client.operation.time_to_first_chunk")
+	if len(genAI) != len(chats) {
+		t.Fatalf("%d gen_ai time_to_first_chunk records, want %d (one per ConverseStream first content)", len(genAI), len(chats))
+	}
+	for i, r := range genAI {
+		want := map[string]any{"gen_ai.operation.name": "chat", "gen_ai.provider.name": "aws.bedrock", "gen_ai.request.model": "anthropic.claude-test"}
+		if d := diffProps(pick(r.props, want), want); d != "" || r.value != chats[i] || r.unit != "s" {
+			t.Errorf("gen_ai time_to_first_chunk %v %s %v: %s; want the time to first content %v", r.value, r.unit, r.props, d, chats[i])
 		}
 	}
 

@@ -96,6 +96,23 @@ func TestDefect_TimeToFirstChunkMissesRequiredSemconvAttributes(t *testing.T) {
 	if got := fc[0].props["gen_ai.operation.name"]; got != "chat" {
 		t.Errorf("time_to_first_chunk gen_ai.operation.name = %v, want chat (Required by the GenAI conventions); attributes %v", got, fc[0].props)
 	}
+	// Fix (README "Observability"): an InvokeModelWithResponseStream's
+	// operation depends on the model's own body, so it records
+	// streamstatus.stream.time_to_first_content and no GenAI metric that
+	// would lack a Required attribute.
+	invoke, _ := invokeStream.healthy(2, "ok")
+	srv.Enqueue(fake.Response{Steps: invoke})
+	if res := invokeStream.run(context.Background(), review18Client(srv, mp, tp)); res.callErr != nil || res.streamErr != nil {
+		t.Fatalf("invoke: call %v stream %v", res.callErr, res.streamErr)
+	}
+	for _, r := range mp.named("gen_ai.client.operation.time_to_first_chunk") {
+		if r.props["gen_ai.operation.name"] == nil || r.props["gen_ai.provider.name"] == nil {
+			t.Errorf("time_to_first_chunk without a Required attribute: %v", r.props)
+		}
+	}
+	if n := len(mp.named("streamstatus.stream.time_to_first_content")); n != 2 {
+		t.Errorf("%d streamstatus.stream.time_to_first_content records, want 2 (one per stream)", n)
+	}
 }
 
 // README: exception.type/error.type are "the modeled code" and the log line

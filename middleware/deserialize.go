@@ -54,7 +54,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
-	body.obs = newStreamObserver(ctx, info, m.opts.classifier)
+	body.obs = newStreamObserver(ctx, info, m.opts.classifier, reqOf(in))
 	if err := body.readAhead(); err != nil {
 		body.obs.end(err, false, body.info.Events)
 		_ = body.Close()
@@ -62,6 +62,12 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	}
 	resp.Body = body
 	return out, md, nil
+}
+
+// reqOf returns the HTTP request of a deserialize input, or nil.
+func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
+	req, _ := in.Request.(*smithyhttp.Request)
+	return req
 }
 
 // streamBody is the response body the SDK's event reader sees. It replays

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/metrics"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	"github.com/aws/smithy-go/tracing"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/smithyext"
@@ -24,12 +26,14 @@ import (
 // client records metrics or logs retries.
 const ObserveID = "streamstatus.Observe"
 
-// Instrument names. The failure counters use this project's namespace
-// (OpenTelemetry has no convention for them); the time to first chunk is
-// the GenAI semantic conventions' metric.
+// Instrument names. The failure counters and the time to first content use
+// this project's namespace (OpenTelemetry has no convention for them); the
+// time to first chunk is the GenAI semantic conventions' metric, recorded
+// only where its Required attributes have a correct value (genAIOperation).
 const (
 	metricFailures            = "streamstatus.stream.failures"
 	metricEventsBeforeFailure = "streamstatus.stream.events_before_failure"
+	metricTimeToFirstContent  = "streamstatus.stream.time_to_first_content"
 	metricTimeToFirstChunk    = "gen_ai.client.operation.time_to_first_chunk"
 )
 
@@ -46,6 +50,8 @@ const (
 	attrStatusCode   = "http.response.status_code"
 	attrRequestID    = "aws.request_id" // spans only: one value per call
 	attrProvider     = "gen_ai.provider.name"
+	attrOperation    = "gen_ai.operation.name"
+	attrRequestModel = "gen_ai.request.model"
 	attrRetryable    = "streamstatus.retryable"
 	attrThrottle     = "streamstatus.throttle"
 	attrPosition     = "streamstatus.position"
@@ -70,6 +76,7 @@ const streamSpanName = "EventStream"
 type instruments struct {
 	failures            metrics.Int64Counter
 	eventsBeforeFailure metrics.Int64Histogram
+	timeToFirstContent  metrics.Float64Histogram
 	timeToFirstChunk    metrics.Float64Histogram
 }
 
@@ -88,9 +95,15 @@ func newInstruments(meter metrics.Meter) (*instruments, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if in.timeToFirstContent, err = meter.Float64Histogram(metricTimeToFirstContent, func(o *metrics.InstrumentOptions) {
+		o.UnitLabel = "s"
+		o.Description = "Time from the start of the call, retries included, to the first content event of the stream that delivered content"
+	}); err != nil {
+		return nil, err
+	}
 	if in.timeToFirstChunk, err = meter.Float64Histogram(metricTimeToFirstChunk, func(o *metrics.InstrumentOptions) {
 		o.UnitLabel = "s"
-		o.Description = "Time from the start of the call, retries included, to the first event of the stream that delivered content"
+		o.Description = "Time to receive the first chunk, measured from when the client issues the generation request to when the first chunk is received in the response stream"
 	}); err != nil {
 		return nil, err
 	}
@@ -176,11 +189,15 @@ type streamObserver struct {
 	service    string
 	method     string
 	provider   string
-	ended      atomic.Bool  // Close may race the reader's end
-	events     atomic.Int64 // events handed to the reader, for a span closed early
+	// genAIOp and model are gen_ai.operation.name and gen_ai.request.model
+	// where the GenAI conventions fit the operation; genAIOp is "" elsewhere.
+	genAIOp string
+	model   string
+	ended   atomic.Bool  // Close may race the reader's end
+	events  atomic.Int64 // events handed to the reader, for a span closed early
 }
 
-func newStreamObserver(ctx context.Context, info classify.Stream, classifier *classify.Classifier) *streamObserver {
+func newStreamObserver(ctx context.Context, info classify.Stream, classifier *classify.Classifier, req *smithyhttp.Request) *streamObserver {
 	call, _ := ctx.Value(callObserverKey{}).(*callObserver)
 	tracer, _ := tracing.GetOperationTracer(ctx)
 	traced := tracer != nopTracer
@@ -188,6 +205,9 @@ func newStreamObserver(ctx context.Context, info classify.Stream, classifier *cl
 		return nil
 	}
 	o := &streamObserver{ctx: ctx, call: call, classifier: classifier, service: info.Service, method: info.Operation, provider: providerOf(info.Service)}
+	if o.genAIOp = genAIOperation(info.Service, info.Operation); o.genAIOp != "" && call != nil && call.inst != nil {
+		o.model = requestModel(req)
+	}
 	if traced {
 		_, o.span = tracer.StartSpan(ctx, streamSpanName, func(so *tracing.SpanOptions) {
 			so.Properties.Set(attrRPCSystem, "aws-api")
@@ -232,7 +252,10 @@ func (o *streamObserver) firstContent() {
 	if o.call != nil {
 		since = time.Since(o.call.start).Seconds()
 		if o.call.inst != nil {
-			o.call.inst.timeToFirstChunk.Record(o.ctx, since, o.operation)
+			o.call.inst.timeToFirstContent.Record(o.ctx, since, o.operation)
+			if o.genAIOp != "" {
+				o.call.inst.timeToFirstChunk.Record(o.ctx, since, o.genAI)
+			}
 		}
 	}
 	if o.span != nil {
@@ -403,6 +426,56 @@ func (o *streamObserver) operation(ro *metrics.RecordMetricOptions) {
 	if o.provider != "" {
 		ro.Properties.Set(attrProvider, o.provider)
 	}
+}
+
+// genAI sets the attributes of the GenAI conventions' metric: the Required
+// gen_ai.operation.name and gen_ai.provider.name, gen_ai.request.model
+// (Conditionally Required: if available), and rpc.service and rpc.method.
+func (o *streamObserver) genAI(ro *metrics.RecordMetricOptions) {
+	o.operation(ro)
+	ro.Properties.Set(attrOperation, o.genAIOp)
+	if o.model != "" {
+		ro.Properties.Set(attrRequestModel, o.model)
+	}
+}
+
+// genAIOperation returns the gen_ai.operation.name of a service's streaming
+// operation where the GenAI conventions' well-known values (chat,
+// text_completion, generate_content, embeddings, invoke_agent, ...) say
+// which it is, or "" where they do not. Only ConverseStream qualifies: it
+// is a chat by its API. What an InvokeModelWithResponseStream does depends
+// on the model's own request body (a chat with the Anthropic messages
+// body, a completion with a prompt body), which streamstatus does not
+// parse; SageMaker endpoints run any container and have no
+// gen_ai.provider.name. Those streams record only the time to first
+// content, not a GenAI metric without its Required attributes.
+func genAIOperation(service, operation string) string {
+	if service == "Bedrock Runtime" && operation == "ConverseStream" {
+		return "chat"
+	}
+	return ""
+}
+
+// requestModel returns the model ID of a Bedrock Runtime request, the
+// {modelId} of its path /model/{modelId}/converse-stream, or "" when the
+// path has no such segment.
+func requestModel(req *smithyhttp.Request) string {
+	if req == nil || req.URL == nil {
+		return ""
+	}
+	p, ok := strings.CutSuffix(req.URL.EscapedPath(), "/converse-stream")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndex(p, "/model/")
+	if i < 0 {
+		return ""
+	}
+	id, err := url.PathUnescape(p[i+len("/model/"):])
+	if err != nil || id == "" || strings.Contains(p[i+len("/model/"):], "/") {
+		return ""
+	}
+	return id
 }
 
 // sourceOf names where a failure came from, as a low-cardinality attribute

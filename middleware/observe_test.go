@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/metrics"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	"github.com/aws/smithy-go/tracing"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/smithyext"
@@ -137,7 +140,7 @@ func TestObserverFollowsTheClient(t *testing.T) {
 func TestDefaultProvidersCostNothing(t *testing.T) {
 	ctx := tracing.WithOperationTracer(context.Background(), (&tracing.NopTracerProvider{}).Tracer("scope"))
 	var o *streamObserver
-	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, classify.Stream{Service: "Bedrock Runtime"}, nil) })
+	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, classify.Stream{Service: "Bedrock Runtime"}, nil, nil) })
 	if o != nil || allocs != 0 {
 		t.Fatalf("default providers: observer %v, %v allocations; want nil and 0", o, allocs)
 	}
@@ -160,7 +163,7 @@ func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]
 	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
 	info := classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
 	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(opts))
-	b.obs = newStreamObserver(ctx, info, b.opts.classifier)
+	b.obs = newStreamObserver(ctx, info, b.opts.classifier, nil)
 	err = b.readAhead()
 	return b, meter, tracer, err
 }
@@ -283,7 +286,7 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					src := &closeRecorder{Reader: bytes.NewReader(stream)}
 					body := newStreamBody(ctx, src, classify.Stream{Service: "Bedrock Runtime"}, r)
-					body.obs = newStreamObserver(ctx, body.info, r.classifier)
+					body.obs = newStreamObserver(ctx, body.info, r.classifier, nil)
 					if err := body.readAhead(); err != nil {
 						b.Fatal(err)
 					}
@@ -326,6 +329,25 @@ func TestRecordedCodeIsBounded(t *testing.T) {
 	} {
 		if got := o.code(&smithyext.StatusError{Kind: tc.kind, Code: tc.code}); got != tc.want {
 			t.Errorf("%v %q recorded as %q, want %q", tc.kind, tc.code, got, tc.want)
+		}
+	}
+}
+
+func TestRequestModel(t *testing.T) {
+	for path, want := range map[string]string{
+		"/model/anthropic.claude-3-haiku-20240307-v1:0/converse-stream":                                   "anthropic.claude-3-haiku-20240307-v1:0",
+		"/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.x/converse-stream": "arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.x",
+		"/prefix/model/m/converse-stream":                                                                 "m",
+		"/model/m/invoke-with-response-stream":                                                            "",
+		"/model//converse-stream":                                                                         "",
+		"/converse-stream":                                                                                "",
+	} {
+		u, err := url.Parse("https://bedrock-runtime.us-east-1.amazonaws.com" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := requestModel(&smithyhttp.Request{Request: &http.Request{URL: u}}); got != want {
+			t.Errorf("requestModel(%s) = %q, want %q", path, got, want)
 		}
 	}
 }
