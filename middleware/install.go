@@ -119,6 +119,9 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 	}
+	if err := addObserver(stack); err != nil {
+		return err
+	}
 	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
 		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
