@@ -51,10 +51,11 @@ type Budget struct {
 	// Throttle is the backoff shape for throttles. Zero means
 	// DefaultThrottle.
 	Throttle Shape
-	// Bucket is the retry quota. Nil means a new bucket of
+	// Bucket is the retry quota. Nil means a new TokenBucket of
 	// DefaultBucketCapacity for this Budget. Share a bucket between budgets
-	// by setting the same pointer.
-	Bucket *TokenBucket
+	// by setting the same bucket; a RedisBucket shares it between
+	// processes.
+	Bucket Bucket
 	// RetryCost, ThrottleRetryCost and SuccessRefund are the bucket costs
 	// of a retry, a retry after a throttle, and the refund of a first
 	// attempt that succeeds. Zero means the default.
@@ -65,6 +66,17 @@ type Budget struct {
 
 	// invalid is why the budget cannot be used (see NewBudget), or nil.
 	invalid error
+}
+
+// Bucket is a retry quota: the methods of the SDK's retry.RateLimiter, so
+// any Bucket also plugs into retry.StandardOptions.RateLimiter. GetToken
+// takes a retry's cost (or fails, for example with *QuotaExceededError) and
+// returns the release that gives it back; AddTokens refunds up to the
+// capacity. *TokenBucket (one process) and *RedisBucket (a fleet) are
+// Buckets.
+type Bucket interface {
+	GetToken(ctx context.Context, cost uint) (release func() error, err error)
+	AddTokens(n uint) error
 }
 
 // NewBudget returns a Budget with the defaults filled in, after the option

@@ -38,15 +38,16 @@ func TestRetryStreamQuotaErrorIsReachable(t *testing.T) {
 // TestRetryStreamAsksResetBeforeTakingATokenOrWaiting: a Reset that refuses
 // costs no token and no wait.
 func TestRetryStreamAsksResetBeforeTakingATokenOrWaiting(t *testing.T) {
-	b := backoff.NewBudget(func(b *backoff.Budget) { b.Bucket = backoff.NewTokenBucket(100) })
+	bucket := backoff.NewTokenBucket(100)
+	b := backoff.NewBudget(func(b *backoff.Budget) { b.Bucket = bucket })
 	open, n := script(attempt{events: []string{"a"}, err: exception("internalServerException", `{}`, 1)})
 	timer := &immediateTimer{}
 	refused := errors.New("the user has seen the answer")
 	err := backoff.RetryStream(context.Background(), b, open, func(string) error { return nil }, withTimer(timer),
 		func(o *backoff.StreamOptions) { o.Reset = func(int, error) error { return refused } })
-	if !errors.Is(err, refused) || *n != 1 || b.Bucket.Available() != 100 || len(timer.delays) != 0 {
+	if !errors.Is(err, refused) || *n != 1 || bucket.Available() != 100 || len(timer.delays) != 0 {
 		t.Fatalf("err %v, %d attempts, %d tokens, waits %v; want the refusal, 1 attempt, 100 tokens, no wait",
-			err, *n, b.Bucket.Available(), timer.delays)
+			err, *n, bucket.Available(), timer.delays)
 	}
 }
 

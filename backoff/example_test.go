@@ -80,15 +80,16 @@ func ExampleNewBudget_custom() {
 		fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}},
 		fake.Response{Steps: fake.ConverseText("Hi!")},
 	)
+	bucket := backoff.NewTokenBucket(200)
 	budget := backoff.NewBudget(func(b *backoff.Budget) {
 		b.MaxAttempts = 5
 		b.MaxElapsed = 30 * time.Second
 		b.Transient = backoff.Shape{Initial: 10 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
-		b.Bucket = backoff.NewTokenBucket(200)
+		b.Bucket = bucket
 	})
 	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
 	text, err := converse(client)
-	fmt.Println(text, err, srv.CallCount(), budget.Bucket.Available())
+	fmt.Println(text, err, srv.CallCount(), bucket.Available())
 	// Two retries cost 14 tokens each and the successful one is refunded.
 	// Output: Hi! <nil> 3 186
 }
@@ -106,9 +107,10 @@ func ExampleNewBudget_shared() {
 		fake.Response{Steps: fake.ConverseText("Hi!")},
 	)
 
+	bucket := backoff.NewTokenBucket(10) // two throttle retries, shared
 	budget := backoff.NewBudget(func(b *backoff.Budget) {
 		b.MaxAttempts = 5
-		b.Bucket = backoff.NewTokenBucket(10) // two throttle retries, shared
+		b.Bucket = bucket
 		b.Throttle = backoff.Shape{Initial: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2}
 	})
 	eastCfg, westCfg := exampleConfig(east), exampleConfig(west)
@@ -118,7 +120,7 @@ func ExampleNewBudget_shared() {
 	}
 	_, errEast := converse(bedrockruntime.NewFromConfig(eastCfg))
 	_, errWest := converse(bedrockruntime.NewFromConfig(westCfg))
-	fmt.Println("east calls:", east.CallCount(), "west calls:", west.CallCount(), "tokens left:", budget.Bucket.Available())
+	fmt.Println("east calls:", east.CallCount(), "west calls:", west.CallCount(), "tokens left:", bucket.Available())
 	fmt.Println(strings.Contains(errEast.Error(), "retry quota exceeded"), strings.Contains(errWest.Error(), "retry quota exceeded"))
 	// Output:
 	// east calls: 3 west calls: 1 tokens left: 0

@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runServe(ctx, args[1:], stdout, stderr)
 		case "probe":
 			return runProbe(ctx, args[1:], stdout, stderr)
+		case "fleet":
+			return runFleet(ctx, args[1:], stdout, stderr) // fleet.go
 		case "check":
 			args = args[1:]
 		case "help":
