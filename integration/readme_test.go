@@ -29,6 +29,7 @@ var readmePackages = map[string]string{
 	"classify":         "github.com/streamstatus/streamstatus/classify",
 	"middleware":       "github.com/streamstatus/streamstatus/middleware",
 	"smithyext":        "github.com/streamstatus/streamstatus/smithyext",
+	"redis":            "github.com/redis/go-redis/v9",
 	"context":          "context",
 	"errors":           "errors",
 	"fmt":              "fmt",
