@@ -258,3 +258,20 @@ func TestProbeReportsAFailureAfterContent(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeOnLoopbackReadsNoProfile: README says a loopback endpoint needs
+// no AWS setup at all; an AWS_PROFILE naming a profile this machine lacks
+// (or a broken shared config file) must not stop the probe, and
+// AWS_REGION still applies.
+func TestProbeOnLoopbackReadsNoProfile(t *testing.T) {
+	ep, _ := probeEndpoint(t, "none")
+	broken := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(broken, []byte("[profile x\nregion = \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr, _ := runChild(t, []string{"AWS_PROFILE=nowhere", "AWS_CONFIG_FILE=" + broken, "AWS_REGION=eu-west-3"},
+		"probe", "--model", rawModel, "--endpoint-url", ep.URL())
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, "done: 7 events") || !strings.Contains(stdout, " in eu-west-3 via ") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
