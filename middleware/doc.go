@@ -59,7 +59,11 @@
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call
-// before it is sent otherwise.
+// before it is sent otherwise. A budget is the client's retryer, for every
+// operation: with one, CallStart and the finalize middleware go on every
+// operation of the client, streaming or not (Converse, InvokeModel, ...),
+// so its limits hold there too; the stream middlewares go on streaming
+// operations only.
 //
 // # Observability
 //
@@ -82,11 +86,13 @@
 // [WithBedrock] is the one option for bedrockruntime clients. [APIOption]
 // is the same middlewares as a generic API option for any client, and
 // [AppendMiddlewares] installs them on every client made from an
-// aws.Config. Operations without a response event stream are left
-// untouched: the install step looks for the SDK's
-// OperationEventStreamDeserializer and steps aside when it is absent.
-// Operations with an input event stream (InvokeModelWithBidirectionalStream)
-// are left untouched too. A second installation on the same stack (config-
+// aws.Config. Without a budget, operations without a response event
+// stream are left untouched, at no cost per call: the install step looks
+// for the SDK's OperationEventStreamDeserializer and steps aside when it is
+// absent. Operations with an input event stream
+// (InvokeModelWithBidirectionalStream) get no stream middlewares either.
+// With a budget, all of them get the budget's two (see above). A second
+// installation on the same stack (config-
 // wide, then client, then call) installs nothing new; the options it sets
 // take precedence over the earlier ones, and those it leaves unset keep
 // their earlier values.
