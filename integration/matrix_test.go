@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -351,6 +352,12 @@ func transportFaults() []streamFault {
 	return append(out,
 		streamFault{name: "prelude claiming 4 GiB", steps: []fake.Step{fake.Raw(claimPrelude(0xffffffff))},
 			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+		// The format's limits: one byte over the payload or the header
+		// limit is a corrupt frame (a 24 MiB payload passes: TestFrameSizeBounds).
+		streamFault{name: "payload one byte over 24 MiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxPayloadLen+1, 0))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+		streamFault{name: "headers one byte over 128 KiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxHeadersLen+1, smithyext.MaxHeadersLen+1))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
 		streamFault{name: "error message InternalFailure", steps: []fake.Step{fake.ErrorMsg("InternalFailure", "try again")},
 			want: failureWant{code: "InternalFailure", status: 500, retryable: true, kind: smithyext.KindErrorMessage, message: "try again", modeled: as[*smithy.GenericAPIError]}},
 		streamFault{name: "error message with an unknown code", steps: []fake.Step{fake.ErrorMsg("FutureFailure", "new")},
@@ -360,10 +367,21 @@ func transportFaults() []streamFault {
 }
 
 // claimPrelude is a frame prelude declaring total bytes, with a valid
-// prelude CRC, followed by a few bytes: a frame that can never arrive.
+// prelude CRC, followed by a few bytes: a frame that can never arrive. Its
+// headers length is the smallest that keeps the payload within the
+// format's limit (0 for all but the largest frames).
 func claimPrelude(total uint32) []byte {
+	var headers uint32
+	if total > smithyext.MinFrameLen+smithyext.MaxPayloadLen && total <= smithyext.MaxFrameLen {
+		headers = total - smithyext.MinFrameLen - smithyext.MaxPayloadLen
+	}
+	return claimPreludeHeaders(total, headers)
+}
+
+// claimPreludeHeaders is claimPrelude with the given headers length.
+func claimPreludeHeaders(total, headers uint32) []byte {
 	p := binary.BigEndian.AppendUint32(nil, total)
-	p = binary.BigEndian.AppendUint32(p, 0)
+	p = binary.BigEndian.AppendUint32(p, headers)
 	p = binary.BigEndian.AppendUint32(p, crc32IEEE(p))
 	return append(p, "not the frame it claims"...)
 }
@@ -793,4 +811,91 @@ func TestBareSDKTruncationControl(t *testing.T) {
 			})
 		}
 	}
+}
+
+// chunkFrameOfSize is an InvokeModelWithResponseStream chunk frame whose
+// payload is exactly payloadLen bytes: {"bytes":"<base64>"} padded with
+// JSON whitespace. It returns the frame and the chunk's decoded bytes.
+func chunkFrameOfSize(payloadLen int) ([]byte, []byte) {
+	const wrap = len(`{"bytes":""}`)
+	n := (payloadLen - wrap) / 4 * 3
+	data := []byte(strings.Repeat("abc", n/3))
+	payload := `{"bytes":"` + base64.StdEncoding.EncodeToString(data) + `"}`
+	payload += strings.Repeat(" ", payloadLen-len(payload))
+	var m eventstream.Message
+	m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue("event"))
+	m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("chunk"))
+	m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
+	m.Payload = []byte(payload)
+	return fake.Frame(m), data
+}
+
+// TestFrameSizeBounds: the format allows payloads up to 24 MiB. A 24 MiB
+// chunk is delivered as by the bare SDK; one byte more is a corrupt frame,
+// reported clearly (the bare SDK, which has no limit, delivers it).
+func TestFrameSizeBounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 24 MiB frames")
+	}
+	const maxPayload = 24 << 20
+	for _, tc := range []struct {
+		name    string
+		payload int
+		reject  bool
+	}{
+		{"17 MiB", 17 << 20, false},
+		{"24 MiB", maxPayload, false},
+		{"24 MiB + 1", maxPayload + 1, true},
+	} {
+		frame, data := chunkFrameOfSize(tc.payload)
+		for _, how := range append([]install{bare}, installs...) {
+			t.Run(tc.name+"/"+how.String(), func(t *testing.T) {
+				srv := serverFor(t, how)
+				srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Raw(frame), fake.Chunk([]byte("after"))}})
+				c := newClient(srv, how, 3)
+				res := invokeBig(context.Background(), c)
+				if !tc.reject || how == bare {
+					if res.callErr != nil {
+						t.Fatalf("call failed: %v", res.callErr)
+					}
+					if res.streamErr != nil || len(res.events) != 2 || res.events[0] != len(data) {
+						t.Fatalf("events %v, stream error %v; want the %d-byte chunk and one more", res.events, res.streamErr, len(data))
+					}
+					return
+				}
+				// The first frame: the call fails, not retried.
+				var se *smithyext.StatusError
+				if !errors.As(res.callErr, &se) || se.Code != codeCorrupt || se.Retryable || srv.CallCount() != 1 ||
+					!errors.Is(res.callErr, smithyext.ErrPreludeLength) ||
+					!strings.Contains(res.callErr.Error(), fmt.Sprintf("payload length %d exceeds the event-stream limit of %d bytes", tc.payload, maxPayload)) {
+					t.Fatalf("call error %v, %d calls; want a CorruptFrame naming the payload limit, not retried", res.callErr, srv.CallCount())
+				}
+			})
+		}
+	}
+}
+
+type bigResult struct {
+	events    []int // chunk sizes
+	callErr   error
+	streamErr error
+}
+
+func invokeBig(ctx context.Context, c *bedrockruntime.Client) bigResult {
+	out, err := c.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{}`), ContentType: aws.String("application/json"),
+	})
+	if err != nil {
+		return bigResult{callErr: err}
+	}
+	s := out.GetStream()
+	defer s.Close()
+	var r bigResult
+	for ev := range s.Events() {
+		if ch, ok := ev.(*types.ResponseStreamMemberChunk); ok {
+			r.events = append(r.events, len(ch.Value.Bytes))
+		}
+	}
+	r.streamErr = s.Err()
+	return r
 }

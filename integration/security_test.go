@@ -208,7 +208,7 @@ func TestVerboseLogsShowNoCredentials(t *testing.T) {
 // TestHugePreludeClaimEndToEnd: a frame prelude claiming up to 4 GiB (with
 // a valid prelude CRC) inside a stream, before or after content, fails the
 // stream with a clear, typed, non-retryable error and is never allocated;
-// a claim within the 16 MiB limit costs at most the claimed length.
+// a claim within the format's limits costs at most the claimed length.
 func TestHugePreludeClaimEndToEnd(t *testing.T) {
 	cases := []struct {
 		claim   uint32

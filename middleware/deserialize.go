@@ -2,8 +2,10 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	smithy "github.com/aws/smithy-go"
@@ -68,7 +70,10 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 // exception, an error message or a transport failure.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
-// from any goroutine, so it is guarded.
+// from any goroutine. The SDK's reader keeps a reference to the body for as
+// long as the caller holds the output, so the body lets go of its frame
+// buffer as soon as the stream has ended: at its end, at a failure, or at
+// Close, whichever comes first.
 type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
@@ -79,9 +84,13 @@ type streamBody struct {
 	// apply to this operation.
 	envelope func(classify.Stream, *smithyext.Frame) *smithyext.StatusError
 
-	pending []byte // wire bytes not yet handed to the SDK's reader
-	next    []byte // after pending: the read-ahead's content frame, in the scanner's buffer
-	err     error  // sticky: returned once pending and next are drained
+	// mu is held by Read for the whole call, and by Close only to release
+	// the buffers (after closing src, which ends a Read blocked on it).
+	mu      sync.Mutex
+	closing atomic.Bool // Close was called: the next holder of mu releases
+	pending []byte      // wire bytes not yet handed to the SDK's reader
+	next    []byte      // after pending: the read-ahead's content frame, in the scanner's buffer
+	err     error       // sticky: returned once pending and next are drained
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,8 +109,14 @@ func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream,
 // *smithyext.StatusError (or a canceled error) for a failure before content;
 // the frames it read are then discarded with the attempt. On success the
 // frames are queued for replay: the non-content ones copied (they are small
-// and bounded by the read-ahead limit), the content frame left in the
-// scanner's buffer, so a stream never holds two copies of a large frame.
+// and bounded by the read-ahead limit), the last one left in the scanner's
+// buffer, so a stream never holds two copies of a large frame.
+//
+// The read-ahead ends at the first frame that is neither a failure nor a
+// non-content event (content, or a message type the plugin does not
+// know): the SDK reports unknown frames, and must see them as soon as it
+// would without the plugin. It holds at most ReadAheadLimit bytes plus one
+// frame.
 func (b *streamBody) readAhead() error {
 	var ahead []byte
 	var events int
@@ -120,16 +135,17 @@ func (b *streamBody) readAhead() error {
 		if se := b.failure(f); se != nil {
 			return se
 		}
-		isEvent := f.MessageType() == smithyext.MessageTypeEvent
-		if isEvent {
-			events++
+		if f.MessageType() != smithyext.MessageTypeEvent {
+			b.next = f.Bytes() // not an event: the SDK reports it
+			break
 		}
+		events++
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
-		if isEvent && (!nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit) {
+		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
 			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
 			break
 		}
-		ahead = append(ahead, f.Bytes()...) // non-content events; unknown message types go to the SDK, which reports them
+		ahead = append(ahead, f.Bytes()...)
 	}
 	b.pending = ahead
 	b.info.Events = events
@@ -138,11 +154,24 @@ func (b *streamBody) readAhead() error {
 
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
 func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	n, err := b.read(p)
+	b.mu.Unlock()
+	if b.closing.Load() && b.mu.TryLock() {
+		// Close ran while this Read held mu (and could not release).
+		b.release()
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *streamBody) read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
 		switch {
 		case b.next != nil:
 			b.pending, b.next = b.next, nil
 		case b.err != nil:
+			b.release()
 			return 0, b.err
 		default:
 			b.nextFrame()
@@ -155,6 +184,19 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// release drops every buffer of an ended stream: the scanner's frame
+// buffer and what was still to be replayed. The caller holds mu.
+func (b *streamBody) release() {
+	if b.closing.Load() && b.err == nil {
+		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
+	}
+	b.scan = smithyext.Scanner{}
+	b.pending, b.next = nil, nil
+}
+
+// errBodyClosed is what a Read after Close reports.
+var errBodyClosed = errors.New("streamstatus: read on a closed response body")
 
 // nextFrame reads one frame into pending, or sets the sticky error.
 func (b *streamBody) nextFrame() {
@@ -189,8 +231,14 @@ func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
 	return b.opts.classifier.Frame(b.info, f)
 }
 
-// Close closes the underlying response body. Safe for concurrent calls.
+// Close closes the underlying response body and releases the stream's
+// buffers. Safe for concurrent calls, and with a Read in progress.
 func (b *streamBody) Close() error {
 	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
+	b.closing.Store(true)
+	if b.mu.TryLock() { // else the Read holding mu releases on its way out
+		b.release()
+		b.mu.Unlock()
+	}
 	return b.closeErr
 }

@@ -1,0 +1,86 @@
+package middleware
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/smithy-go/eventstream"
+
+	"github.com/streamstatus/streamstatus/classify"
+)
+
+// errReadPastFrame fails a read the read-ahead should never make.
+var errReadPastFrame = errors.New("test: the read-ahead read past the frame it should have stopped at")
+
+// TestReadAheadEndsAtFramesThatAreNotEvents: a frame that is neither an
+// event nor a failure (an unknown :message-type, or none) ends the
+// read-ahead. It is handed to the SDK, which reports it; the plugin does not
+// wait for more bytes first (the bare SDK would not) nor hold such frames
+// without limit.
+func TestReadAheadEndsAtFramesThatAreNotEvents(t *testing.T) {
+	big := strings.Repeat("x", 40<<10)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"unknown message type", frame(t, "future", "", "", big)},
+		{"no message type", noTypeFrame(t, big)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			head := append(event(t, "messageStart"), tc.frame...)
+			src := &closeRecorder{Reader: io.MultiReader(bytes.NewReader(head), failingReader{errReadPastFrame})}
+			b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, resolve(nil))
+			if err := b.readAhead(); err != nil {
+				t.Fatalf("readAhead: %v", err)
+			}
+			held := len(b.pending) + len(b.next)
+			if held != len(head) {
+				t.Fatalf("read-ahead holds %d bytes, want the %d of messageStart and the frame", held, len(head))
+			}
+			got := make([]byte, len(head))
+			if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, head) {
+				t.Fatalf("replay: %v", err)
+			}
+		})
+	}
+}
+
+// TestReadAheadMemoryIsBoundedWhateverArrives: frames before content of any
+// kind never make the read-ahead hold more than its limit plus one frame.
+func TestReadAheadMemoryIsBoundedWhateverArrives(t *testing.T) {
+	const limit = 16 << 10
+	one := frame(t, "future", "", "", strings.Repeat("y", 1000))
+	frames := [][]byte{event(t, "messageStart")}
+	for i := 0; i < 500; i++ { // ~500 KB of frames the SDK does not know
+		frames = append(frames, one)
+	}
+	frames = append(frames, event(t, "chunk"))
+	b, _, err := body(t, []Option{func(o *Options) { o.ReadAheadLimit = limit }}, frames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := len(b.pending) + len(b.next); held > limit+len(one) {
+		t.Fatalf("read-ahead holds %d bytes, limit %d plus one frame of %d", held, limit, len(one))
+	}
+}
+
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// noTypeFrame is an event-stream frame without a :message-type header.
+func noTypeFrame(t testing.TB, payload string) []byte {
+	t.Helper()
+	var m eventstream.Message
+	m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("chunk"))
+	m.Payload = []byte(payload)
+	var buf bytes.Buffer
+	if err := eventstream.NewEncoder().Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
