@@ -94,11 +94,20 @@ type streamBody struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// guard, when a stall timeout is set, is what the scanner reads src
+	// through.
+	guard stallGuard
 }
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
-	b.scan.Reset(src)
+	if opts.firstEvent > 0 || opts.idle > 0 {
+		b.guard.start(src, b.closeSrc, opts.firstEvent, opts.idle)
+		b.scan.Reset(&b.guard)
+	} else {
+		b.scan.Reset(src)
+	}
 	if opts.envelopes {
 		b.envelope = opts.classifier.EnvelopeDetector(info.Service, info.Operation)
 	}
@@ -130,7 +139,7 @@ func (b *streamBody) readAhead() error {
 			if ctxErr := b.ctx.Err(); ctxErr != nil {
 				return &smithy.CanceledError{Err: ctxErr}
 			}
-			return b.opts.classifier.ReadError(b.ctx, b.info, err)
+			return b.readError(err)
 		}
 		if se := b.failure(f); se != nil {
 			return se
@@ -141,6 +150,9 @@ func (b *streamBody) readAhead() error {
 		}
 		events++
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
+		if !nonContent {
+			b.guard.contentSeen()
+		}
 		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
 			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
 			break
@@ -193,6 +205,7 @@ func (b *streamBody) release() {
 	}
 	b.scan = smithyext.Scanner{}
 	b.pending, b.next = nil, nil
+	b.guard.stop()
 }
 
 // errBodyClosed is what a Read after Close reports.
@@ -205,7 +218,7 @@ func (b *streamBody) nextFrame() {
 	case err == io.EOF:
 		b.err = io.EOF
 	case err != nil:
-		b.err = b.opts.classifier.ReadError(b.ctx, b.info, err)
+		b.err = b.readError(err)
 	default:
 		if se := b.failure(f); se != nil {
 			b.err = se
@@ -213,9 +226,25 @@ func (b *streamBody) nextFrame() {
 		}
 		if f.MessageType() == smithyext.MessageTypeEvent {
 			b.info.Events++
+			if b.guard.awaitingContent() {
+				if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
+					b.guard.contentSeen()
+				}
+			}
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	}
+}
+
+// readError classifies a failed read: the caller's context first, then a
+// stall the guard detected, then the read error itself.
+func (b *streamBody) readError(err error) *smithyext.StatusError {
+	if b.ctx.Err() == nil {
+		if stall := b.guard.stalled(); stall != nil {
+			return b.opts.classifier.Stalled(b.info, stall)
+		}
+	}
+	return b.opts.classifier.ReadError(b.ctx, b.info, err)
 }
 
 // failure classifies a frame that ends the stream: an exception, an error
@@ -234,11 +263,17 @@ func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
 // Close closes the underlying response body and releases the stream's
 // buffers. Safe for concurrent calls, and with a Read in progress.
 func (b *streamBody) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
+	b.closeSrc()
 	b.closing.Store(true)
 	if b.mu.TryLock() { // else the Read holding mu releases on its way out
 		b.release()
 		b.mu.Unlock()
 	}
 	return b.closeErr
+}
+
+// closeSrc closes the response body once: from Close, or from the stall
+// guard's timer, which thereby ends a Read blocked on the connection.
+func (b *streamBody) closeSrc() {
+	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
 }

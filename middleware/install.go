@@ -50,7 +50,10 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 //
 // On a stack without a response event stream it does nothing. Installing
 // twice on one stack (for example through both AppendMiddlewares and
-// WithBedrock) installs once; the first installation's options win.
+// WithBedrock) installs once; the first installation's options win, except
+// the stall timeouts (WithFirstEventTimeout, WithIdleTimeout): those of the
+// last installation that names any win, so a per-call option can set them
+// for one call.
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -86,8 +89,11 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	if _, ok := stack.Build.Get(inputStreamBuildID); ok {
 		return nil
 	}
-	if _, ok := stack.Deserialize.Get(DeserializeID); ok {
-		return nil // already installed
+	if r.err != nil {
+		return r.err
+	}
+	if existing, ok := stack.Deserialize.Get(DeserializeID); ok {
+		return r.overrideTimeouts(stack, existing) // already installed
 	}
 	if _, ok := stack.Finalize.Get(retryID); !ok {
 		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
@@ -106,6 +112,23 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 		if err := stack.Initialize.Add(r.callStart, smithymiddleware.Before); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
 		}
+	}
+	return nil
+}
+
+// overrideTimeouts lets the stall timeouts of a later installation on the
+// same stack (a per-call option over the client's, a client option over
+// the config's) win for that call, when it names any; the rest of the
+// first installation's options stay.
+func (r *resolved) overrideTimeouts(stack *smithymiddleware.Stack, existing smithymiddleware.DeserializeMiddleware) error {
+	m, ok := existing.(*deserializeMiddleware)
+	if !r.timeoutsSet || !ok || (m.opts.firstEvent == r.firstEvent && m.opts.idle == r.idle) {
+		return nil
+	}
+	o := *m.opts
+	o.firstEvent, o.idle = r.firstEvent, r.idle
+	if _, err := stack.Deserialize.Swap(DeserializeID, &deserializeMiddleware{opts: &o}); err != nil {
+		return fmt.Errorf("streamstatus: set the stall timeouts of %s on %s: %w", DeserializeID, stack.ID(), err)
 	}
 	return nil
 }

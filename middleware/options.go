@@ -1,6 +1,9 @@
 package middleware
 
 import (
+	"fmt"
+	"time"
+
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 
 	"github.com/streamstatus/streamstatus/backoff"
@@ -44,6 +47,18 @@ type Options struct {
 	// Budget, when set, is the retry budget of the clients the middlewares
 	// are installed on (see WithBudget).
 	Budget *backoff.Budget
+
+	// FirstEventTimeout, when positive, fails an attempt whose stream
+	// carries no content event within this long of its response headers
+	// (see WithFirstEventTimeout). Zero: no limit.
+	FirstEventTimeout time.Duration
+
+	// IdleTimeout, when positive, fails a stream that delivers no byte for
+	// this long while the next frame is awaited (see WithIdleTimeout).
+	// Zero: no limit.
+	IdleTimeout time.Duration
+
+	timeoutsSet bool // WithFirstEventTimeout or WithIdleTimeout was used
 }
 
 // Option changes Options.
@@ -84,6 +99,36 @@ func WithBudget(budget *backoff.Budget) Option {
 	return func(o *Options) { o.Budget = budget }
 }
 
+// WithFirstEventTimeout fails an attempt whose stream carries no content
+// event within d of its response headers: the plugin closes the connection
+// and the attempt fails with a retryable *smithyext.StatusError (code
+// classify.CodeStreamStalled, no HTTP status), which the client's retryer
+// retries like a first-frame throttle. Non-content events
+// (NonContentEvents, such as messageStart) do not stop the clock. It
+// measures time to first content, the model's cold start included: pick d
+// well above the model's usual time to first token.
+//
+// Off by default. Given per call (as an argument of the operation), it
+// overrides the timeouts of the client's installation for that call.
+// A negative d fails the first call with an error naming the option.
+func WithFirstEventTimeout(d time.Duration) Option {
+	return func(o *Options) { o.FirstEventTimeout = d; o.timeoutsSet = true }
+}
+
+// WithIdleTimeout fails a stream that delivers no byte for d while the
+// plugin waits for the next frame (time the consumer spends on an event
+// does not count). Before content the attempt fails and is retried, as
+// with WithFirstEventTimeout; after content stream.Err() is the retryable
+// *smithyext.StatusError (code classify.CodeStreamStalled) counting the
+// events delivered, and nothing is re-sent.
+//
+// Off by default. Given per call, it overrides the client's timeouts for
+// that call. A negative d fails the first call with an error naming the
+// option.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *Options) { o.IdleTimeout = d; o.timeoutsSet = true }
+}
+
 // resolved is Options after defaults, in the form the middlewares use.
 type resolved struct {
 	classifier     *classify.Classifier
@@ -95,6 +140,13 @@ type resolved struct {
 	// every stack gets, built once.
 	deserialize *deserializeMiddleware
 	callStart   smithymiddleware.InitializeMiddleware
+
+	// Stall timeouts (0: off); timeoutsSet when an option named them, so
+	// a per-call installation can override the client's; err reports an
+	// invalid value on the first call.
+	firstEvent, idle time.Duration
+	timeoutsSet      bool
+	err              error
 }
 
 func resolve(opts []Option) *resolved {
@@ -116,6 +168,13 @@ func resolve(opts []Option) *resolved {
 	r.nonContent = make(map[string]struct{}, len(events))
 	for _, e := range events {
 		r.nonContent[e] = struct{}{}
+	}
+	r.firstEvent, r.idle, r.timeoutsSet = o.FirstEventTimeout, o.IdleTimeout, o.timeoutsSet
+	switch {
+	case r.firstEvent < 0:
+		r.err = fmt.Errorf("streamstatus: WithFirstEventTimeout(%v): the timeout must be positive, or 0 for none", r.firstEvent)
+	case r.idle < 0:
+		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
 	if r.budget != nil {
