@@ -64,7 +64,7 @@ type mop struct {
 	// and returns a function that runs one streaming call on it. One client
 	// is never used by two goroutines at once: the SDK's restjson1 protocol
 	// shares one event decoder per client.
-	open func(cfg aws.Config, how install) streamRunner
+	open func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner
 }
 
 // consumer says how the code reading a stream behaves.
@@ -151,14 +151,14 @@ func renderAgentChunk(ev agenttypes.ResponseStream) string {
 }
 
 // newBedrockClient installs the plugin on a bedrockruntime client.
-func newBedrockClient(cfg aws.Config, how install) *bedrockruntime.Client {
+func newBedrockClient(cfg aws.Config, how install, opts ...middleware.Option) *bedrockruntime.Client {
 	switch how {
 	case clientOption:
-		return bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock())
+		return bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(opts...))
 	case apiOption:
-		return bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(middleware.APIOption()))
+		return bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(middleware.APIOption(opts...)))
 	case configWide:
-		middleware.AppendMiddlewares(&cfg.APIOptions)
+		middleware.AppendMiddlewares(&cfg.APIOptions, opts...)
 	}
 	return bedrockruntime.NewFromConfig(cfg)
 }
@@ -171,8 +171,8 @@ var matrixConverse = mop{
 	name: "ConverseStream", service: "Bedrock Runtime", nonContent: 1,
 	healthy:    converseStream.healthy,
 	exceptions: append(append([]row{}, bedrockRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c := newBedrockClient(cfg, how)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c := newBedrockClient(cfg, how, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -196,8 +196,8 @@ var matrixInvoke = mop{
 	name: "InvokeModelWithResponseStream", service: "Bedrock Runtime",
 	healthy:    chunks,
 	exceptions: append(append([]row{}, bedrockRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c := newBedrockClient(cfg, how)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c := newBedrockClient(cfg, how, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -217,8 +217,8 @@ var matrixSageMaker = mop{
 	name: "InvokeEndpointWithResponseStream", service: "SageMaker Runtime",
 	healthy:    textSteps("part:", func(text string) fake.Step { return fake.PayloadPart([]byte(text)) }),
 	exceptions: append(append([]row{}, sageMakerRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -238,8 +238,8 @@ var matrixAgent = mop{
 	name: "InvokeAgent", service: "Bedrock Agent Runtime",
 	healthy:    textSteps("chunk:", fake.AgentChunk),
 	exceptions: append(append([]row{}, agentRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -258,14 +258,14 @@ var matrixAgent = mop{
 // installOn builds a client of any service the given install way: "client
 // option" is WithAPIOptions on the client, "API option" the same per call.
 func installOn[C, O any](cfg aws.Config, how install, newFromConfig func(aws.Config, ...func(*O)) C,
-	withAPIOptions func(...func(*smithymiddleware.Stack) error) func(*O)) (C, []func(*O)) {
+	withAPIOptions func(...func(*smithymiddleware.Stack) error) func(*O), opts ...middleware.Option) (C, []func(*O)) {
 	switch how {
 	case clientOption:
-		return newFromConfig(cfg, withAPIOptions(middleware.APIOption())), nil
+		return newFromConfig(cfg, withAPIOptions(middleware.APIOption(opts...))), nil
 	case apiOption:
-		return newFromConfig(cfg), []func(*O){withAPIOptions(middleware.APIOption())}
+		return newFromConfig(cfg), []func(*O){withAPIOptions(middleware.APIOption(opts...))}
 	case configWide:
-		middleware.AppendMiddlewares(&cfg.APIOptions)
+		middleware.AppendMiddlewares(&cfg.APIOptions, opts...)
 	}
 	return newFromConfig(cfg), nil
 }
@@ -325,6 +325,8 @@ type streamFault struct {
 	// sdkReports: the plugin leaves the frame to the SDK, whose behaviour
 	// (the bare SDK's) is the reference.
 	sdkReports bool
+	// opts are the plugin options the fault needs (the stall timeouts).
+	opts []middleware.Option
 	// lossy: the fault may destroy bytes the server wrote before it. A TCP
 	// reset (SO_LINGER 0) discards what is still queued on either side, so
 	// the consumer may see a shorter prefix of the events sent; it must
@@ -363,7 +365,21 @@ func transportFaults() []streamFault {
 		streamFault{name: "error message with an unknown code", steps: []fake.Step{fake.ErrorMsg("FutureFailure", "new")},
 			want: failureWant{code: "FutureFailure", status: 500, kind: smithyext.KindErrorMessage, message: "new", modeled: as[*smithy.GenericAPIError]}},
 		streamFault{name: "unknown message type", steps: []fake.Step{futureMessage()}, sdkReports: true},
+		stallFault(),
 	)
+}
+
+// matrixStallTimeout is the first-event and idle timeout of the stall
+// fault; the server stalls far longer.
+const matrixStallTimeout = 150 * time.Millisecond
+
+// stallFault is a server that stops sending, with both stall timeouts on:
+// before content the attempt is retried, after content the stream ends
+// with the retryable StreamStalled.
+func stallFault() streamFault {
+	return streamFault{name: "stall", steps: []fake.Step{fake.Pause(time.Minute)},
+		opts: []middleware.Option{middleware.WithFirstEventTimeout(matrixStallTimeout), middleware.WithIdleTimeout(matrixStallTimeout)},
+		want: failureWant{code: "StreamStalled", retryable: true, kind: smithyext.KindTransport}}
 }
 
 // claimPrelude is a frame prelude declaring total bytes, with a valid
@@ -601,7 +617,7 @@ func TestFaultMatrix(t *testing.T) {
 func matrixStreamFault(t *testing.T, op mop, f streamFault, pos position, how install) {
 	srv := newServer(t)
 	cfg, bodies := countingConfig(srv, 3)
-	run := op.open(cfg, how)
+	run := op.open(cfg, how, f.opts...)
 	sent, sentEvents := op.healthy(matrixContent, "sent")
 	clean, cleanEvents := op.healthy(matrixContent, "clean")
 	k := pos.at(len(sentEvents))

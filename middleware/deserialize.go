@@ -151,7 +151,7 @@ func (b *streamBody) readAhead() error {
 		events++
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
 		if !nonContent {
-			b.guard.contentSeen()
+			b.guard.markContent()
 		}
 		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
 			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
@@ -228,7 +228,7 @@ func (b *streamBody) nextFrame() {
 			b.info.Events++
 			if b.guard.awaitingContent() {
 				if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
-					b.guard.contentSeen()
+					b.guard.markContent()
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go/eventstream"
 
@@ -83,4 +84,72 @@ func noTypeFrame(t testing.TB, payload string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestStallTimeoutsAllocateNothingPerFrame: with both timeouts on, a
+// healthy stream's cost is a constant per stream (the timer), nothing per
+// frame.
+func TestStallTimeoutsAllocateNothingPerFrame(t *testing.T) {
+	perStream := func(frames int, opts ...Option) float64 {
+		stream := bytes.Repeat(event(t, "chunk"), frames)
+		r := resolve(opts)
+		src := &closeRecorder{}
+		buf := make([]byte, 4096)
+		return testing.AllocsPerRun(20, func() {
+			src.Reader = bytes.NewReader(stream)
+			b := newStreamBody(context.Background(), src, classify.Stream{}, r)
+			if err := b.readAhead(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if _, err := b.Read(buf); err != nil {
+					break
+				}
+			}
+			_ = b.Close()
+		})
+	}
+	on := []Option{WithFirstEventTimeout(time.Minute), WithIdleTimeout(time.Minute)}
+	off10, off1000 := perStream(10), perStream(1000)
+	on10, on1000 := perStream(10, on...), perStream(1000, on...)
+	t.Logf("allocations per stream: 10 frames %v (timeouts off) %v (on); 1000 frames %v / %v", off10, on10, off1000, on1000)
+	if on1000 != on10 || off1000 != off10 {
+		t.Fatalf("allocations grow with frames: 10 frames %v/%v, 1000 frames %v/%v (off/on)", off10, on10, off1000, on1000)
+	}
+}
+
+// BenchmarkPassThrough: a 100-frame stream through the stream body, with
+// and without the stall timeouts. Compare ns/op and allocs/op:
+//
+//	go test -run '^$' -bench PassThrough -count 6 ./middleware/
+func BenchmarkPassThrough(b *testing.B) {
+	stream := bytes.Repeat(event(b, "chunk"), 100)
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"timeouts=off", nil},
+		{"timeouts=on", []Option{WithFirstEventTimeout(time.Minute), WithIdleTimeout(time.Minute)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := resolve(bc.opts)
+			src := &closeRecorder{}
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(stream)))
+			for b.Loop() {
+				src.Reader = bytes.NewReader(stream)
+				body := newStreamBody(context.Background(), src, classify.Stream{}, r)
+				if err := body.readAhead(); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := body.Read(buf); err != nil {
+						break
+					}
+				}
+				_ = body.Close()
+			}
+		})
+	}
 }
