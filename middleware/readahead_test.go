@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -118,38 +119,41 @@ func TestStallTimeoutsAllocateNothingPerFrame(t *testing.T) {
 	}
 }
 
-// BenchmarkPassThrough: a 100-frame stream through the stream body, with
-// and without the stall timeouts. Compare ns/op and allocs/op:
+// BenchmarkPassThrough: 1- and 1,000-frame streams through the stream
+// body, with and without the stall timeouts (the per-stream and the
+// per-frame cost). Compare ns/op and allocs/op:
 //
 //	go test -run '^$' -bench PassThrough -count 6 ./middleware/
 func BenchmarkPassThrough(b *testing.B) {
-	stream := bytes.Repeat(event(b, "chunk"), 100)
-	for _, bc := range []struct {
-		name string
-		opts []Option
-	}{
-		{"timeouts=off", nil},
-		{"timeouts=on", []Option{WithFirstEventTimeout(time.Minute), WithIdleTimeout(time.Minute)}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			r := resolve(bc.opts)
-			src := &closeRecorder{}
-			buf := make([]byte, 4096)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(stream)))
-			for b.Loop() {
-				src.Reader = bytes.NewReader(stream)
-				body := newStreamBody(context.Background(), src, classify.Stream{}, r)
-				if err := body.readAhead(); err != nil {
-					b.Fatal(err)
-				}
-				for {
-					if _, err := body.Read(buf); err != nil {
-						break
+	for _, frames := range []int{1, 1000} {
+		stream := bytes.Repeat(event(b, "chunk"), frames)
+		for _, bc := range []struct {
+			name string
+			opts []Option
+		}{
+			{"timeouts=off", nil},
+			{"timeouts=on", []Option{WithFirstEventTimeout(time.Minute), WithIdleTimeout(time.Minute)}},
+		} {
+			b.Run(fmt.Sprintf("frames=%d/%s", frames, bc.name), func(b *testing.B) {
+				r := resolve(bc.opts)
+				src := &closeRecorder{}
+				buf := make([]byte, 4096)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(stream)))
+				for b.Loop() {
+					src.Reader = bytes.NewReader(stream)
+					body := newStreamBody(context.Background(), src, classify.Stream{}, r)
+					if err := body.readAhead(); err != nil {
+						b.Fatal(err)
 					}
+					for {
+						if _, err := body.Read(buf); err != nil {
+							break
+						}
+					}
+					_ = body.Close()
 				}
-				_ = body.Close()
-			}
-		})
+			})
+		}
 	}
 }

@@ -16,29 +16,35 @@ import (
 // itself when a timeout expires, which ends the blocked read; the read's
 // error is then reported as the stall.
 //
-// Cost: a read of the body records when it started and that it is
-// waiting (a monotonic clock read and two atomic stores), nothing else. One
-// timer per stream checks those marks when the earliest deadline can have
-// passed and re-arms itself for the next one, so a healthy stream wakes it
-// at most about twice per timeout period, however many events it carries;
-// time the consumer spends on an event, with no read waiting, never
-// counts.
+// Cost on the hot path: two atomic additions per read of the body (a
+// sequence number whose odd values mean "a read is waiting"), no clock, no
+// timer call, no allocation. One timer per stream does the rest: it fires
+// at the first-event deadline, and every quarter of the idle timeout, where
+// it fires the stall when the same read has been waiting through a whole
+// idle timeout. So an idle stall is reported between 1 and 1.25 idle
+// timeouts after the last byte, the first-event stall on time; time the
+// consumer spends on an event, with no read waiting, never counts.
 //
 // Read runs on one goroutine at a time (the read-ahead, then the SDK's
-// reader); the timer's function runs on its own and touches only atomics
-// and the body's close.
+// reader); the timer's function runs on its own and touches only atomics,
+// its own fields and the body's close.
 type stallGuard struct {
 	src      io.Reader
 	closeSrc func()
 	timer    *time.Timer // nil: the guard is off
 
 	firstEvent, idle time.Duration
-	base             time.Time // the response headers' arrival; the clock's zero
+	base             time.Time // the response headers' arrival
 
-	contentSeen  atomic.Bool  // the first content event arrived
-	waitingSince atomic.Int64 // 1 + the clock when the pending read started; 0: no read waiting
-	fired        atomic.Uint32
-	stopped      atomic.Bool
+	reads       atomic.Uint64 // incremented before and after each read: odd while one waits
+	contentSeen atomic.Bool   // the first content event arrived
+	fired       atomic.Uint32 // the stallReason that fired, 0 for none
+	stopped     atomic.Bool
+
+	// Owned by the timer's function.
+	lastRead     uint64 // the waiting read seen at the previous tick
+	waitedTicks  int    // ticks the same read has been seen waiting
+	ticksPerIdle int
 }
 
 type stallReason = uint32
@@ -48,75 +54,70 @@ const (
 	stallIdle
 )
 
+// idleTicks is how many timer ticks make one idle timeout.
+const idleTicks = 4
+
 // start turns the guard on for a stream whose headers just arrived.
 func (g *stallGuard) start(src io.Reader, closeSrc func(), firstEvent, idle time.Duration) {
 	g.src, g.closeSrc, g.firstEvent, g.idle = src, closeSrc, firstEvent, idle
 	g.base = time.Now()
-	first := idle
-	if firstEvent > 0 && (idle <= 0 || firstEvent < idle) {
-		first = firstEvent
-	}
-	g.timer = time.AfterFunc(first, g.check)
+	g.timer = time.AfterFunc(g.nextTick(0), g.tick)
 }
-
-// now is the time since the headers, on the monotonic clock.
-func (g *stallGuard) now() time.Duration { return time.Since(g.base) }
 
 // Read reads from the body, marked as waiting.
 func (g *stallGuard) Read(p []byte) (int, error) {
-	if g.idle <= 0 && g.contentSeen.Load() {
-		return g.src.Read(p)
-	}
-	now := g.now()
-	if g.firstEvent > 0 && now >= g.firstEvent && !g.contentSeen.Load() {
-		// The deadline passed while no read waited (the consumer was on a
-		// non-content event): the stream is late all the same.
-		g.fire(stallFirstEvent)
-		return 0, errStalled
-	}
-	g.waitingSince.Store(int64(now) + 1)
+	g.reads.Add(1)
 	n, err := g.src.Read(p)
-	g.waitingSince.Store(0)
+	g.reads.Add(1)
 	if err != nil && g.fired.Load() != 0 {
-		err = errStalled // even a clean io.EOF: the body was cut by the timer
+		err = errStalled // even a clean io.EOF: the body was cut by the guard
 	}
 	return n, err
 }
 
-// check runs on the timer: it fires when a waiting read has passed a
-// deadline, else re-arms the timer for the earliest deadline still ahead.
-func (g *stallGuard) check() {
+// tick runs on the timer.
+func (g *stallGuard) tick() {
 	if g.stopped.Load() || g.fired.Load() != 0 {
 		return
 	}
-	now := g.now()
-	since := g.waitingSince.Load()
-	const never = time.Duration(1<<63 - 1)
-	next := never
+	elapsed := time.Since(g.base)
+	if g.firstEvent > 0 && elapsed >= g.firstEvent && !g.contentSeen.Load() {
+		g.fire(stallFirstEvent)
+		return
+	}
 	if g.idle > 0 {
-		next = g.idle // no read waiting: one may start at any moment
-		if since != 0 {
-			waited := now - time.Duration(since-1)
-			if waited >= g.idle {
+		// The same read waiting at this tick and at the previous ones has
+		// waited at least (ticks-1) tick periods.
+		switch r := g.reads.Load(); {
+		case r&1 == 0:
+			g.waitedTicks = 0
+		case r == g.lastRead:
+			g.waitedTicks++
+			if g.waitedTicks > idleTicks {
 				g.fire(stallIdle)
 				return
 			}
-			next = g.idle - waited
+		default:
+			g.lastRead, g.waitedTicks = r, 1
 		}
 	}
-	if g.firstEvent > 0 && !g.contentSeen.Load() {
-		switch left := g.firstEvent - now; {
-		case left > 0:
-			next = min(next, left)
-		case since != 0:
-			g.fire(stallFirstEvent)
-			return
-		}
-		// Past the deadline with no read waiting: the next Read fails.
-	}
-	if next != never {
+	if next := g.nextTick(elapsed); next > 0 {
 		g.timer.Reset(next)
 	}
+}
+
+// nextTick is the time from elapsed to the next tick, 0 for none.
+func (g *stallGuard) nextTick(elapsed time.Duration) time.Duration {
+	var next time.Duration
+	if g.idle > 0 {
+		next = max(g.idle/idleTicks, time.Millisecond)
+	}
+	if g.firstEvent > 0 && !g.contentSeen.Load() {
+		if left := g.firstEvent - elapsed; next == 0 || left < next {
+			next = max(left, 1)
+		}
+	}
+	return next
 }
 
 // fire records the stall and closes the body, ending a blocked read.
