@@ -74,6 +74,10 @@ func TestEnvelopeDetectionDoesNotAllocateOnContent(t *testing.T) {
 	for _, content := range []string{
 		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`,
 		`{"type":"message_start","message":{"id":"msg_1","role":"assistant"}}`,
+		// Any layout is scanned without allocating, not only "type" first.
+		`{"index":0,"delta":{"type":"error","text":"{\"type\":\"error\"}"},"type":"content_block_delta"}`,
+		`{"typ":"error","types":"error","type":"content_block_delta"}`,
+		"{\n  \"type\": \"message_stop\"\n}",
 	} {
 		f := chunk(t, chunkOf(content))
 		if n := testing.AllocsPerRun(100, func() { _ = detect(s, f) }); n != 0 {
