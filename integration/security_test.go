@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -109,7 +110,11 @@ func TestNoCredentialsInErrorsOrLogs(t *testing.T) {
 				if name == "hang" {
 					c.cancelAfter = 3
 				}
-				res := op.open(cfg, configWide)(ctx, c)
+				var opts []middleware.Option
+				if strings.HasSuffix(name, "/"+stallFault().name) {
+					opts = stallFault().opts // a stall is one only with the timeouts on
+				}
+				res := op.open(cfg, configWide, opts...)(ctx, c)
 				calls := srv.Calls()
 				if len(calls) == 0 {
 					t.Fatal("no request reached the server")
