@@ -31,8 +31,16 @@
 //     quota;
 //   - a transport failure before content (reset, truncated frame) does the
 //     same, as a retryable StatusError; a corrupt frame is not retryable;
+//   - a frame of a message type the plugin does not know ends the
+//     read-ahead: the SDK gets it as soon as it would without the plugin,
+//     and reports it;
 //   - otherwise the frames read ahead are replayed to the SDK's reader byte
 //     for byte, followed by the rest of the stream.
+//
+// The read-ahead holds at most [Options.ReadAheadLimit] bytes plus one
+// frame, and a stream holds no frame buffer once it has ended (its end, a
+// failure, or Close), though the SDK's reader keeps the body referenced
+// while the caller holds the output.
 //
 // An event whose payload is an in-band error envelope (an Anthropic
 // {"type":"error"} chunk on InvokeModelWithResponseStream) counts as an
@@ -53,6 +61,15 @@
 // request body without a WriteTo method, which removes smithy-go's
 // request-body race (closing the body after Do makes net/http close the
 // connection under a still-streaming response).
+//
+// With [WithFirstEventTimeout] or [WithIdleTimeout], the stream body also
+// watches for stalls (stall.go): one timer per stream closes the body when
+// no content event arrived in time after the headers, or no byte arrived
+// for the idle timeout while a frame was awaited. The read that was
+// waiting then fails as a retryable StreamStalled StatusError, which
+// follows the same rules as any other failure: retried before content,
+// stream.Err() after. The caller's context keeps precedence: its
+// cancellation is reported as such, never as a stall.
 //
 // An initialize middleware (backoff.CallStart) gives each call the state a
 // retry budget measures it by: its start and its attempt count, which a

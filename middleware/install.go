@@ -71,6 +71,9 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 // SDK's codec exactly as without streamstatus (smithy-go #714). For Bedrock
 // clients used from many goroutines, use WithBedrock, or add it per call:
 // c.ConverseStream(ctx, in, middleware.WithBedrock()).
+//
+// The stall timeouts (WithFirstEventTimeout, WithIdleTimeout) follow the
+// same rule: a per-call option that names them sets them for that call.
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -105,6 +108,9 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	streaming := hasResponseStreamOnly(stack)
 	if !streaming && r.budget == nil {
 		return nil
+	}
+	if r.err != nil {
+		return r.err
 	}
 	if m, ok := stack.Finalize.Get(FinalizeID); ok {
 		return reinstall(stack, m.(*finalizeMiddleware).opts, r)
