@@ -23,6 +23,27 @@ func waitShared(t *testing.T, b *backoff.RedisBucket) {
 	}
 }
 
+// pause stops srv and returns once it has stopped answering (SIGSTOP is
+// delivered asynchronously).
+func pause(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	probe := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer probe.Close()
+	probe.Ping(context.Background())
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := probe.Ping(ctx).Err()
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+	t.Fatal("redis-server still answers 5s after SIGSTOP")
+}
+
 // TestDefect_ReleaseAfterFallbackLosesSharedTokens: a token taken from Redis
 // and released while the bucket has fallen back is refunded to the local
 // fallback (which never gave it), so the shared bucket loses it for good,
@@ -38,9 +59,7 @@ func TestDefect_ReleaseAfterFallbackLosesSharedTokens(t *testing.T) {
 	if err != nil || !b.Shared() {
 		t.Fatalf("take: %v, shared %v", err, b.Shared())
 	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
+	pause(t, srv)
 	b.AddTokens(1) // times out: the bucket falls back (Redis gets it late)
 	if b.Shared() {
 		t.Fatal("the bucket did not fall back while Redis was paused")
@@ -110,33 +129,37 @@ func TestDefect_LateGrantLostWithContextTimeouts(t *testing.T) {
 	srv := redistest.StartT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
-	b := backoff.NewRedisBucket(rdb, testKey(t), 500, func(o *backoff.RedisOptions) {
+	key := testKey(t) + ":" + time.Now().Format(time.RFC3339Nano)
+	b := backoff.NewRedisBucket(rdb, key, 500, func(o *backoff.RedisOptions) {
 		o.OperationTimeout = 30 * time.Millisecond
+		o.ProbeInterval = time.Millisecond
 		o.Logger = logging.Nop{}
 	})
 	warm, err := b.GetToken(context.Background(), 14) // connect and load both scripts
 	if err != nil || warm() != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	release, err := b.GetToken(context.Background(), 14) // served by the fallback
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	backoff.WaitLate(b)
-	if err := release(); err != nil {
-		t.Fatal(err)
+	for round := 0; round < 3; round++ { // a few pauses, each with one take
+		pause(t, srv)
+		release, err := b.GetToken(context.Background(), 14) // served by the fallback
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		backoff.WaitLate(b)
+		if err := release(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		waitShared(t, b)
 	}
 	time.Sleep(50 * time.Millisecond) // the resumed server has run the queued script
 	other := newRedis(t, srv)
-	left, err := other.Get(context.Background(), testKey(t)).Int()
+	left, err := other.Get(context.Background(), key).Int()
 	if err == nil && left != 500 {
-		t.Fatalf("Redis holds %d tokens after a take that the fallback served, want 500 (no key): the late grant was lost", left)
+		t.Fatalf("Redis holds %d tokens after 3 pauses whose takes the fallback served, want 500 (no key): the late grant was lost", left)
 	}
 }
 
