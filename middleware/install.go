@@ -32,11 +32,19 @@ const (
 //
 // It may also be passed per call, as the last argument of ConverseStream or
 // InvokeModelWithResponseStream.
+//
+// WithBedrock also makes one client safe for many goroutines: smithy-go
+// v1.28.9 decodes every response stream of a client through one shared
+// event-stream codec, so concurrent streams race and, with an event type the
+// SDK does not know, receive each other's bytes (smithy-go #714). WithBedrock
+// gives each stream its own codec (protocol.go), at construction or per call.
+// A Protocol you set yourself in the client's options is left as it is.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
+		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
@@ -53,6 +61,13 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 // WithBedrock) installs once, with the options of both: what the later,
 // more specific installation sets (WithClassifier, WithBudget, ...) takes
 // precedence, and what it leaves unset keeps the earlier one's value.
+//
+// An API option sees an operation's stack, never the client's options, so
+// it cannot give each stream its own event-stream codec the way WithBedrock
+// does: concurrent streams of one bedrockruntime client then share the
+// SDK's codec exactly as without streamstatus (smithy-go #714). For Bedrock
+// clients used from many goroutines, use WithBedrock, or add it per call:
+// c.ConverseStream(ctx, in, middleware.WithBedrock()).
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -66,6 +81,10 @@ func (r *resolved) apiOption() func(*smithymiddleware.Stack) error {
 // config, in the style of the OpenTelemetry AWS instrumentation:
 //
 //	middleware.AppendMiddlewares(&cfg.APIOptions)
+//
+// Like APIOption, it cannot isolate concurrent streams of one client from
+// each other (smithy-go #714): for Bedrock clients used from many
+// goroutines, construct them with WithBedrock as well (it installs once).
 func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts ...Option) {
 	*apiOptions = append(*apiOptions, APIOption(opts...))
 }
@@ -99,6 +118,9 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	}
 	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
+	}
+	if err := addObserver(stack); err != nil {
+		return err
 	}
 	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
 		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {

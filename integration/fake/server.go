@@ -49,6 +49,64 @@ type Options struct {
 	// recent ones), so a long-running server's memory stays bounded. 0, the
 	// default, keeps every call. [Server.CallCount] counts them all.
 	MaxRecordedCalls int
+
+	// MaxBodyBytes bounds a request body; a larger one is answered 413
+	// without being read whole. 0 means [DefaultMaxBodyBytes].
+	MaxBodyBytes int64
+
+	// WithoutBodies makes the server record each call's BodySHA256 but not
+	// its Body (see [WithoutBodies]).
+	WithoutBodies bool
+
+	// ReadTimeout bounds reading a request's headers and, separately, its
+	// body; a client slower than that is disconnected. 0 means
+	// [DefaultReadTimeout]. Responses are not bounded: a stream may run as
+	// long as its steps say.
+	ReadTimeout time.Duration
+
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. 0 means [DefaultIdleTimeout].
+	IdleTimeout time.Duration
+
+	// CallHook, when set, is called once for every request, rejected ones
+	// included, with the call and the response chosen for it, before the
+	// response is written. It runs on the handler goroutine without the
+	// server's lock held.
+	CallHook func(Call, Response)
+}
+
+// Defaults of the server's bounds.
+const (
+	DefaultMaxBodyBytes = 32 << 20
+	DefaultReadTimeout  = 10 * time.Second
+	DefaultIdleTimeout  = 30 * time.Second
+)
+
+// WithMaxBodyBytes sets [Options.MaxBodyBytes].
+func WithMaxBodyBytes(n int64) Option {
+	return func(o *Options) { o.MaxBodyBytes = n }
+}
+
+// WithoutBodies sets [Options.WithoutBodies]: [Server.Calls] then holds
+// each body's hash, not its bytes, so a long-running server's memory is
+// bounded by calls, not by what clients send.
+func WithoutBodies() Option {
+	return func(o *Options) { o.WithoutBodies = true }
+}
+
+// WithReadTimeout sets [Options.ReadTimeout].
+func WithReadTimeout(d time.Duration) Option {
+	return func(o *Options) { o.ReadTimeout = d }
+}
+
+// WithIdleTimeout sets [Options.IdleTimeout].
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *Options) { o.IdleTimeout = d }
+}
+
+// WithCallHook sets [Options.CallHook].
+func WithCallHook(fn func(Call, Response)) Option {
+	return func(o *Options) { o.CallHook = fn }
 }
 
 // WithMaxRecordedCalls sets [Options.MaxRecordedCalls].
@@ -85,7 +143,8 @@ type Call struct {
 	ModelID string
 	// Header holds the request headers.
 	Header http.Header
-	// Body is the complete request body.
+	// Body is the complete request body (nil with [WithoutBodies], or when
+	// the body was over [Options.MaxBodyBytes]).
 	Body []byte
 	// BodySHA256 is the lowercase hex SHA-256 of Body.
 	BodySHA256 string
@@ -95,6 +154,10 @@ type Call struct {
 	// verified (only with [WithSigV4Check]; a request that fails the check
 	// is answered 403).
 	SignatureVerified bool
+	// Rejected is why the server answered the request itself (missing
+	// Authorization, unknown path, a body over the limit, ...) instead of
+	// from the queue, script or default; "" when it did not.
+	Rejected string
 }
 
 // clone returns a deep copy of c.
@@ -154,6 +217,10 @@ type Server struct {
 	calls     []Call // the most recent maxCalls calls (all when maxCalls is 0)
 	nCalls    int
 	maxCalls  int
+	maxBody   int64
+	noBodies  bool
+	readTO    time.Duration
+	hook      func(Call, Response)
 	closeOnce sync.Once
 }
 
@@ -180,10 +247,26 @@ func NewServer(opts ...Option) (*Server, error) {
 		delay:    o.ResponseDelay,
 		creds:    o.Credentials,
 		maxCalls: max(o.MaxRecordedCalls, 0),
+		maxBody:  o.MaxBodyBytes,
+		noBodies: o.WithoutBodies,
+		readTO:   o.ReadTimeout,
+		hook:     o.CallHook,
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.readTO <= 0 {
+		s.readTO = DefaultReadTimeout
+	}
+	idle := o.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
 	}
 	s.hs = &http.Server{
-		Handler:   http.HandlerFunc(s.serveHTTP),
-		ConnState: s.connState,
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ConnState:         s.connState,
+		ReadHeaderTimeout: s.readTO,
+		IdleTimeout:       idle,
 		// Hijacked and reset connections make net/http log; keep tests quiet.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
@@ -312,7 +395,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.active.Done()
 
-	body, readErr := io.ReadAll(r.Body)
+	// The body gets its own deadline (the header's is the http.Server's
+	// ReadHeaderTimeout); it is lifted before the response, which may
+	// stream for as long as its steps say.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.readTO))
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if readErr == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+	} else {
+		// The rest of the body is never read: end the connection after
+		// the answer instead of waiting for it.
+		w.Header().Set("Connection", "close")
+	}
 	sum := sha256.Sum256(body)
 	call := Call{
 		Method:     r.Method,
@@ -321,13 +416,22 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:       body,
 		BodySHA256: hex.EncodeToString(sum[:]),
 	}
+	tooLarge := false
+	if readErr != nil {
+		var mbe *http.MaxBytesError
+		tooLarge = errors.As(readErr, &mbe)
+		call.Body = nil
+	}
 	rt, params, verr := route(r.Method, call.Path)
 	if rt != nil {
 		call.Operation = rt.Operation
 		call.ModelID = params["modelId"]
 	}
-	if verr == nil && readErr != nil {
+	if readErr != nil && (verr == nil || tooLarge) {
 		verr = fmt.Errorf("reading request body: %v", readErr)
+		if tooLarge {
+			verr = fmt.Errorf("request body over the fake server's limit of %d bytes (WithMaxBodyBytes)", s.maxBody)
+		}
 	}
 	if verr == nil {
 		verr = validateAuth(r.Header)
@@ -341,15 +445,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		call.SignatureVerified = sigErr == nil
 	}
 
+	switch {
+	case sigErr != nil:
+		call.Rejected = sigErr.Error()
+	case verr != nil:
+		call.Rejected = verr.Error()
+	}
+	recorded := call.clone()
+	if s.noBodies {
+		recorded.Body = nil
+	}
+
 	s.mu.Lock()
 	s.nCalls++
 	call.N = s.nCalls
 	call.RequestID = fmt.Sprintf("fake-%08d", call.N)
+	recorded.N, recorded.RequestID = call.N, call.RequestID
 	if s.maxCalls > 0 && len(s.calls) >= s.maxCalls {
 		copy(s.calls, s.calls[1:])
+		s.calls[len(s.calls)-1] = Call{}
 		s.calls = s.calls[:len(s.calls)-1]
 	}
-	s.calls = append(s.calls, call.clone())
+	s.calls = append(s.calls, recorded)
 	var (
 		resp   Response
 		found  bool
@@ -361,6 +478,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			Status:       http.StatusForbidden,
 			ErrorType:    "InvalidSignatureException",
 			ErrorMessage: "fake: " + sigErr.Error(),
+		}
+		found = true
+	case verr != nil && tooLarge:
+		resp = Response{
+			Status:       http.StatusRequestEntityTooLarge,
+			ErrorType:    "ValidationException",
+			ErrorMessage: "fake: " + verr.Error(),
 		}
 		found = true
 	case verr != nil:
@@ -395,17 +519,36 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id := headerValue(resp.Header, "X-Amzn-Requestid"); id != "" && id != call.RequestID {
-		s.mu.Lock()
-		s.calls[call.N-1].RequestID = id
-		s.mu.Unlock()
+		call.RequestID = id
+		s.setRequestID(call.N, id)
 	} else {
 		w.Header().Set("X-Amzn-Requestid", call.RequestID)
+	}
+	if s.hook != nil {
+		s.hook(call.clone(), resp)
 	}
 	if !sleep(s.delay, s.done, r.Context().Done()) {
 		abort(http.NewResponseController(w), false)
 		return
 	}
 	s.write(w, r, resp)
+}
+
+// setRequestID records the scripted request id of call n, if the call is
+// still recorded (with MaxRecordedCalls the oldest are gone, and the record
+// is not indexed by call number).
+func (s *Server) setRequestID(n int, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.calls) - 1; i >= 0; i-- {
+		if s.calls[i].N == n {
+			s.calls[i].RequestID = id
+			return
+		}
+		if s.calls[i].N < n {
+			return
+		}
+	}
 }
 
 // headerValue is h.Get(name) that also finds non-canonical keys, as in

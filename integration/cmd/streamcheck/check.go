@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -34,6 +35,13 @@ type checkConfig struct {
 	spec        *faultSpec
 	json        bool
 	progress    bool
+
+	// pluginOpts and pluginAPIOptions are added to the streamstatus side's
+	// clients after the plugin (see pluginClientOptions). The command sets
+	// neither; tests inject broken libraries through them to show the
+	// check fails.
+	pluginOpts       []middleware.Option
+	pluginAPIOptions []func(*smithymiddleware.Stack) error
 }
 
 // The client settings of both sides.
@@ -44,8 +52,9 @@ const (
 	// backoff (up to 20 s, 1 s base for throttles) would make the demo
 	// crawl; real clients keep it.
 	retryBackoff = 5 * time.Millisecond
-	// callTimeout bounds one call, all attempts and the stream included.
-	callTimeout = 30 * time.Second
+	// callTimeoutBase, callTimeoutPerEvent: see callTimeout.
+	callTimeoutBase     = 30 * time.Second
+	callTimeoutPerEvent = 50 * time.Microsecond
 	// checkModel is the model id the check's calls name.
 	checkModel = "anthropic.claude-3-haiku-20240307-v1:0"
 )
@@ -65,14 +74,35 @@ func opOf(n int) string {
 	return opInvokeStream
 }
 
-// outcome is what one call produced.
+// callTimeout is streamcheck's own bound on call n, all attempts and the
+// stream included, sized from the plan: a fixed allowance, the pauses the
+// call's attempts are planned to get, the retryer's backoff, and a share of
+// CPU time per event for every call in flight. A call that hits it is the
+// tool's timeout, reported apart from the library's violations.
+func callTimeout(cfg checkConfig, n int) time.Duration {
+	d := callTimeoutBase + maxAttempts*retryBackoff
+	op := opOf(n)
+	for _, r := range cfg.spec.choose(cfg.seed, n).slows {
+		for a := 1; a <= maxAttempts; a++ {
+			if r.appliesTo(op, a) {
+				d += r.pause
+			}
+		}
+	}
+	return d + time.Duration(cfg.events*cfg.concurrency*maxAttempts)*callTimeoutPerEvent
+}
+
+// outcome is what one call produced. It holds counts, not events, so a
+// run's memory grows with its calls, not with calls × events.
 type outcome struct {
-	events     []string      // as label renders them, in arrival order
+	tally
 	err        error         // from the call or from stream.Err()
 	firstEvent time.Duration // from the call's start to its first event; 0 if none
 	// envelope is the error type of an Anthropic error envelope that was
 	// delivered as an ordinary chunk, or "".
 	envelope string
+	// toolTimeout says the call hit streamcheck's own callTimeout.
+	toolTimeout bool
 }
 
 // sideRun is one side's run.
@@ -83,6 +113,7 @@ type sideRun struct {
 	attempts    [][]string // attempts[n-1]: the fault of each attempt of call n
 	serverCalls int
 	elapsed     time.Duration
+	recorded    *failureCounter // the plugin side's clients' MeterProvider; nil on the bare side
 }
 
 // runSide runs every call of the check on one side, against its own
@@ -112,9 +143,11 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 		},
 	}
 	s := &sideRun{name: bareSide, plugin: plugin, outcomes: make([]outcome, cfg.calls)}
+	var clientOpts []func(*bedrockruntime.Options)
 	if plugin {
 		s.name = pluginSide
-		middleware.AppendMiddlewares(&awsCfg.APIOptions)
+		clientOpts = pluginClientOptions(cfg)
+		s.recorded = newFailureCounter()
 	}
 
 	prog.start(s.name, cfg.calls)
@@ -125,9 +158,9 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := bedrockruntime.NewFromConfig(awsCfg)
+			client := bedrockruntime.NewFromConfig(awsCfg, append(clientOpts, s.recorded.clientOption())...)
 			for n := range jobs {
-				o := doCall(ctx, client, n, opOf(n))
+				o := doCall(ctx, cfg, client, n)
 				s.outcomes[n-1] = o
 				prog.add(o.err != nil || o.envelope != "")
 			}
@@ -153,6 +186,17 @@ feed:
 	return s, ctx.Err()
 }
 
+// pluginClientOptions are the client options of the streamstatus side:
+// the one place they are built (the plugin's options first, then whatever
+// the check adds for the run).
+func pluginClientOptions(cfg checkConfig) []func(*bedrockruntime.Options) {
+	opts := []func(*bedrockruntime.Options){middleware.WithBedrock(cfg.pluginOpts...)}
+	if len(cfg.pluginAPIOptions) > 0 {
+		opts = append(opts, func(o *bedrockruntime.Options) { o.APIOptions = append(o.APIOptions, cfg.pluginAPIOptions...) })
+	}
+	return opts
+}
+
 // numberCall sends the call number in the x-streamcheck-call header, so the
 // endpoint gives call n the same faults on both sides, whatever order the
 // calls arrive in.
@@ -170,17 +214,24 @@ func numberCall(n int) func(*bedrockruntime.Options) {
 }
 
 // doCall makes call n and reads its stream to the end.
-func doCall(ctx context.Context, client *bedrockruntime.Client, n int, op string) outcome {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+func doCall(parent context.Context, cfg checkConfig, client *bedrockruntime.Client, n int) (o outcome) {
+	op := opOf(n)
+	ctx, cancel := context.WithTimeout(parent, callTimeout(cfg, n))
 	defer cancel()
+	defer func() {
+		if o.err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			o.toolTimeout = true
+		}
+	}()
 	start := time.Now()
-	var o outcome
+	o.tally = newTally(streamLabels(op, n, cfg.events, checkModel))
 	record := func(label string) {
-		if len(o.events) == 0 {
+		if o.delivered == 0 {
 			o.firstEvent = time.Since(start)
 		}
-		o.events = append(o.events, label)
+		o.add(label)
 	}
+	defer o.done()
 	prompt := fmt.Sprintf("streamcheck call %d: say something.", n)
 
 	if op == opConverseStream {
@@ -229,6 +280,96 @@ func doCall(ctx context.Context, client *bedrockruntime.Client, n int, op string
 	}
 	o.err = st.Err()
 	return o
+}
+
+// tally compares, event by event, what a consumer got with the healthy
+// stream, and keeps only counts.
+type tally struct {
+	want []string       // the healthy stream's labels; dropped by done
+	pos  map[string]int // label -> index in want; built at the first surprise
+	seen []bool         // seen[i]: want[i] was delivered
+	odd  map[string]bool
+
+	delivered  int // events the consumer got
+	prefix     int // how many of them, from the first, are the healthy stream's first events in order
+	next       int // index in want after the furthest event delivered
+	dup        int // events delivered twice
+	skipped    int // events skipped between two delivered ones, or delivered out of order
+	unexpected int // events not in the healthy stream
+	total      int // events of the healthy stream (set by done)
+}
+
+func newTally(want []string) tally {
+	return tally{want: want, seen: make([]bool, len(want))}
+}
+
+// add counts one delivered event.
+func (t *tally) add(label string) {
+	t.delivered++
+	if t.prefix == t.delivered-1 && t.next == t.prefix && t.next < len(t.want) && t.want[t.next] == label {
+		t.seen[t.next] = true
+		t.prefix++
+		t.next++
+		return
+	}
+	if t.pos == nil {
+		t.pos = make(map[string]int, len(t.want))
+		for i, w := range t.want {
+			t.pos[w] = i
+		}
+		t.odd = map[string]bool{}
+	}
+	i, ok := t.pos[label]
+	switch {
+	case !ok && t.odd[label]:
+		t.dup++
+	case !ok:
+		t.unexpected++
+		t.odd[label] = true
+	case t.seen[i]:
+		t.dup++
+	case i >= t.next:
+		t.skipped += i - t.next
+		t.next = i + 1
+	default: // an earlier event, out of order
+		t.skipped++
+	}
+	if ok {
+		t.seen[i] = true
+	}
+}
+
+// done drops the per-event state, keeping the counts.
+func (t *tally) done() {
+	t.total = len(t.want)
+	t.want, t.pos, t.seen, t.odd = nil, nil, nil, nil
+}
+
+// missed is the healthy events the consumer did not get: the ones skipped,
+// and, for a call that ended without an error (so the consumer believes it
+// has the whole answer), the ones after the last event delivered.
+func (t *tally) missed(complete bool) int {
+	if complete {
+		return t.skipped + t.total - t.next
+	}
+	return t.skipped
+}
+
+// exactly reports whether the consumer got exactly the healthy stream's
+// first n events, in order, and nothing else.
+func (t *tally) exactly(n int) bool {
+	return t.delivered == n && t.prefix == n
+}
+
+// compareEvents compares the events a consumer got with the healthy
+// stream's (a tally of got against want).
+func compareEvents(got, want []string, complete bool) (dup, missed, unexpected int) {
+	t := newTally(want)
+	for _, e := range got {
+		t.add(e)
+	}
+	t.done()
+	return t.dup, t.missed(complete), t.unexpected
 }
 
 // converseLabel renders a ConverseStream event the way healthyStream

@@ -116,28 +116,43 @@ func TestEveryFaultKeepsInvariants(t *testing.T) {
 	}
 }
 
+// outcomeOf is the outcome of a consumer that got events, then err.
+func outcomeOf(want, events []string, err error) outcome {
+	o := outcome{tally: newTally(want), err: err}
+	for _, e := range events {
+		o.add(e)
+	}
+	o.done()
+	return o
+}
+
 // TestViolationsAreDetected feeds made-up outcomes to the invariant check,
 // so a passing check means something.
 func TestViolationsAreDetected(t *testing.T) {
-	cfg := checkConfig{calls: 5, events: 3, seed: 1, spec: mustSpec(t, "serviceUnavailable@3:call=5")}
-	labels := func(n int) []string { return healthyStream(opOf(n), n, cfg.events, checkModel).labels }
+	cfg := checkConfig{calls: 6, events: 3, seed: 1, spec: mustSpec(t, "serviceUnavailable@3:call=5, validation@0:call=6")}
+	labels := func(n int) []string { return streamLabels(opOf(n), n, cfg.events, checkModel) }
 	dup := append(labels(1)[:2:2], labels(1)[1:]...)
-	s := &sideRun{name: pluginSide, plugin: true, attempts: make([][]string, 5), outcomes: []outcome{
-		{events: dup}, // call 1: an event twice
-		{events: labels(2)[:3], err: errors.New("read tcp: connection reset by peer")}, // call 2: healthy, failed untyped
-		{events: append(labels(3)[:1:1], labels(3)[2:]...)},                            // call 3: an event skipped
-		{events: labels(4), envelope: "overloaded_error"},                              // call 4: envelope delivered
-		{events: labels(5)[:3], err: &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", StatusCode: 200, Events: 2}},
+	o4 := outcomeOf(labels(4), labels(4), nil)
+	o4.envelope = "overloaded_error"
+	s := &sideRun{name: pluginSide, plugin: true, attempts: [][]string{{""}, {""}, {""}, {""}, {"x"}, {"x", "x", ""}}, outcomes: []outcome{
+		outcomeOf(labels(1), dup, nil), // call 1: an event twice
+		outcomeOf(labels(2), labels(2)[:3], errors.New("read tcp: connection reset by peer")), // call 2: healthy, failed untyped
+		outcomeOf(labels(3), append(labels(3)[:1:1], labels(3)[2:]...), nil),                  // call 3: an event skipped
+		o4, // call 4: envelope delivered
+		outcomeOf(labels(5), labels(5)[:2], &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", StatusCode: 200, Events: 1}),
+		outcomeOf(labels(6), labels(6), nil), // call 6: a validation error retried until it went away
 	}}
 	got := strings.Join(violations(cfg, s), "\n")
 	for _, want := range []string{
-		"call 1 (ConverseStream, no fault; attempts: none arrived): 1 events delivered twice",
-		"call 2 (InvokeModelWithResponseStream, no fault; attempts: none arrived): should have recovered, failed: read tcp",
-		"call 2 (InvokeModelWithResponseStream, no fault; attempts: none arrived): failure has no typed status",
-		"call 3 (ConverseStream, no fault; attempts: none arrived): events skipped or out of place (1 missed",
-		"call 4 (InvokeModelWithResponseStream, no fault; attempts: none arrived): an overloaded_error envelope was delivered",
-		"call 5 (ConverseStream, serviceUnavailable@3:call=5; attempts: none arrived): failure reports HTTP 200",
-		"call 5 (ConverseStream, serviceUnavailable@3:call=5; attempts: none arrived): StatusError.EventsDelivered() = 2, the consumer got 3 events",
+		"call 1 (ConverseStream, no fault; attempts: healthy): [events] 1 events delivered twice",
+		"call 2 (InvokeModelWithResponseStream, no fault; attempts: healthy): [no failure] should have completed",
+		"call 3 (ConverseStream, no fault; attempts: healthy): [events] completed with 1 of 7 events in order (1 skipped",
+		"call 4 (InvokeModelWithResponseStream, no fault; attempts: healthy): [no envelope] an overloaded_error envelope was delivered",
+		"call 5 (ConverseStream, serviceUnavailable@3:call=5; attempts: x): [typed status] failure reports HTTP 200",
+		"call 5 (ConverseStream, serviceUnavailable@3:call=5; attempts: x): [events] the consumer got 2 events (2 of them the stream's first, in order); want exactly the 3 before the fault",
+		"call 5 (ConverseStream, serviceUnavailable@3:call=5; attempts: x): [events delivered] StatusError.EventsDelivered() = 1, the consumer got 2 events",
+		"call 6 (InvokeModelWithResponseStream, validation@0:call=6; attempts: x | x | healthy): [server calls] 3 server calls, want 1 (not retryable",
+		"call 6 (InvokeModelWithResponseStream, validation@0:call=6; attempts: x | x | healthy): [typed status] ended without an error; want HTTP 400, not retryable",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("violations lack\n  %s\ngot:\n%s", want, got)

@@ -85,11 +85,13 @@ func startEndpoint(cfg endpointConfig) (*endpoint, error) {
 	if cfg.spec == nil {
 		cfg.spec = &faultSpec{}
 	}
-	srv, err := fake.NewServer(fake.WithAddr(cfg.addr), fake.WithResponseDelay(cfg.delay), fake.WithMaxRecordedCalls(1024))
+	e := &endpoint{cfg: cfg, calls: map[string]*callState{}, byNum: map[int]*callState{}}
+	srv, err := fake.NewServer(fake.WithAddr(cfg.addr), fake.WithResponseDelay(cfg.delay), fake.WithMaxRecordedCalls(1024),
+		fake.WithoutBodies(), fake.WithCallHook(e.logRejected))
 	if err != nil {
 		return nil, err
 	}
-	e := &endpoint{srv: srv, cfg: cfg, calls: map[string]*callState{}, byNum: map[int]*callState{}}
+	e.srv = srv
 	srv.SetScript(e.answer)
 	return e, nil
 }
@@ -148,11 +150,27 @@ func (e *endpoint) answer(c fake.Call) fake.Response {
 		if desc == "" {
 			desc = "healthy"
 		}
-		e.logMu.Lock()
-		fmt.Fprintf(e.cfg.log, "%s call %d attempt %d %s %s: %s\n", time.Now().Format("15:04:05.000"), num, attempt, c.Operation, c.ModelID, desc)
-		e.logMu.Unlock()
+		e.logf("call %d attempt %d %s %q: %s", num, attempt, c.Operation, c.ModelID, desc)
 	}
 	return resp
+}
+
+// logRejected logs the requests the fake server answered itself (no
+// Authorization, an unknown path, a body over the limit), so the log has a
+// line for every request.
+func (e *endpoint) logRejected(c fake.Call, r fake.Response) {
+	if c.Rejected == "" || e.cfg.log == nil {
+		return
+	}
+	e.logf("rejected %s %q: HTTP %d %q", c.Method, c.Path, r.Status, c.Rejected)
+}
+
+// logf writes one log line. Every field a client controls is quoted with
+// %q, so it cannot forge a line or reach the terminal as an escape.
+func (e *endpoint) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.cfg.log, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
 // describePick names the faults of one attempt, e.g. "throttling@0:p=0.15".

@@ -206,20 +206,25 @@ func parseSpec(text string) (*faultSpec, error) {
 
 var (
 	httpName  = regexp.MustCompile(`^(?i:http)([0-9]+)$`)
+	digits    = regexp.MustCompile(`^[0-9]+$`)
+	decimal   = regexp.MustCompile(`^[0-9]*\.?[0-9]+$`)
 	errorCode = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.]*$`)
 	envType   = regexp.MustCompile(`^[a-z][a-z_]*$`)
 )
 
 // parseRule parses one rule: fault[@frame]{:option}.
 func parseRule(raw string) (*rule, error) {
-	head, options, _ := strings.Cut(raw, ":")
+	head, options, hasOptions := strings.Cut(raw, ":")
+	if hasOptions && strings.TrimSpace(options) == "" {
+		return nil, errors.New(`a ":" with no option after it: drop it, or add key=value`)
+	}
 	name, frame, hasFrame := strings.Cut(head, "@")
 	name = strings.TrimSpace(name)
 	r := &rule{text: raw, attempts: 1}
 
 	if m := httpName.FindStringSubmatch(name); m != nil {
 		st, err := strconv.Atoi(m[1])
-		if err != nil || st < 400 || st > 599 {
+		if err != nil || len(m[1]) != 3 || st < 400 || st > 599 {
 			return nil, fmt.Errorf("HTTP status %s is not an error status (want http400 to http599, e.g. http429)", m[1])
 		}
 		r.kind, r.status = httpKind, st
@@ -232,7 +237,7 @@ func parseRule(raw string) (*rule, error) {
 		if r.kind.http {
 			return nil, fmt.Errorf("an HTTP answer replaces the whole stream and has no frame: drop %q", "@"+frame)
 		}
-		n, err := strconv.Atoi(frame)
+		n, err := atoi(frame)
 		if err != nil || n < 0 || n > maxFrame {
 			return nil, fmt.Errorf("frame %q: want a frame index from 0 to %d (0 = the first frame)", frame, maxFrame)
 		}
@@ -297,12 +302,12 @@ func (r *rule) setOption(key, val string) error {
 	switch key {
 	case "p":
 		p, err := strconv.ParseFloat(val, 64)
-		if err != nil || math.IsNaN(p) || p <= 0 || p > 1 {
+		if !decimal.MatchString(val) || err != nil || math.IsNaN(p) || p <= 0 || p > 1 {
 			return errors.New("want a share of calls, 0 < p <= 1 (e.g. p=0.2)")
 		}
 		r.p = p
 	case "call":
-		n, err := strconv.Atoi(val)
+		n, err := atoi(val)
 		if err != nil || n < 1 {
 			return errors.New("want a call number, 1 or more (calls are numbered from 1)")
 		}
@@ -312,7 +317,7 @@ func (r *rule) setOption(key, val string) error {
 			r.attempts = 0
 			return nil
 		}
-		n, err := strconv.Atoi(val)
+		n, err := atoi(val)
 		if err != nil || n < 1 {
 			return errors.New(`want a number of attempts, 1 or more, or "all"`)
 		}
@@ -333,7 +338,7 @@ func (r *rule) setOption(key, val string) error {
 		}
 		r.pause = d
 	case "orig":
-		n, err := strconv.Atoi(val)
+		n, err := atoi(val)
 		if err != nil || n < 100 || n > 599 {
 			return errors.New("want an HTTP status, 100-599 (e.g. orig=429)")
 		}
@@ -352,13 +357,19 @@ func (r *rule) setOption(key, val string) error {
 	return nil
 }
 
-// lookupFault finds a fault by name, ignoring case and an "Exception"
-// suffix (so the wire name throttlingException works too).
+// atoi is strconv.Atoi for plain decimal digits only (no sign, no spaces).
+func atoi(s string) (int, error) {
+	if !digits.MatchString(s) {
+		return 0, fmt.Errorf("%q is not a plain number", s)
+	}
+	return strconv.Atoi(s)
+}
+
+// lookupFault finds a fault by name, ignoring case; an exception fault also
+// answers to its wire name (throttlingException), and only those do.
 func lookupFault(name string) *faultKind {
-	n := strings.ToLower(name)
-	n = strings.TrimSuffix(n, "exception")
 	for _, k := range faultKinds {
-		if strings.ToLower(k.name) == n {
+		if strings.EqualFold(k.name, name) || (k.exception != "" && strings.EqualFold(k.exception, name)) {
 			return k
 		}
 	}
@@ -416,6 +427,29 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// checkPlan rejects rules that can never fire in a check of calls calls:
+// the check's call n is always opOf(n), so call= must agree with op= (and
+// anthropicError needs an InvokeModelWithResponseStream call).
+func (s *faultSpec) checkPlan(calls int) error {
+	for _, r := range s.rules {
+		if r.call == 0 {
+			continue
+		}
+		op := opOf(r.call)
+		switch {
+		case r.call > calls:
+			return &specError{rule: r.text, msg: fmt.Sprintf("call=%d never fires: the check makes %d calls (-calls)", r.call, calls)}
+		case r.op != "" && r.op != op:
+			return &specError{rule: r.text, msg: fmt.Sprintf("call %d is %s in the check (odd calls are ConverseStream, even ones "+
+				"InvokeModelWithResponseStream), so op=%s never fires", r.call, op, r.op)}
+		case r.kind.name == "anthropicError" && op != opInvokeStream:
+			return &specError{rule: r.text, msg: fmt.Sprintf("call %d is ConverseStream in the check and anthropicError needs "+
+				"InvokeModelWithResponseStream (an even call)", r.call)}
+		}
+	}
+	return nil
 }
 
 // check validates the rules together: p= shares of ending faults must fit

@@ -51,10 +51,11 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK          = 0   // the check passed, serve stopped cleanly, the probe succeeded
-	exitFailed      = 1   // invariants broken, the probe's call failed, or a runtime error
-	exitUsage       = 2   // bad flags, arguments or SPEC
-	exitInterrupted = 130 // SIGINT or SIGTERM during a check
+	exitOK           = 0   // the check passed, serve stopped cleanly, the probe succeeded
+	exitFailed       = 1   // invariants broken, the probe's call failed, or a runtime error
+	exitUsage        = 2   // bad flags, arguments or SPEC
+	exitInconclusive = 3   // no violation, but streamcheck's own timeout ended calls it could not check
+	exitInterrupted  = 130 // SIGINT or SIGTERM during a check
 )
 
 // run is main without the process: it dispatches to the subcommands and
@@ -137,7 +138,15 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return usageError(stderr, "streamcheck", "-faults: "+err.Error())
 	}
+	if err := spec.checkPlan(cfg.calls); err != nil {
+		return usageError(stderr, "streamcheck", "-faults: "+err.Error())
+	}
 	cfg.spec = spec
+	return check(ctx, cfg, stdout, stderr)
+}
+
+// check runs both sides of a parsed check and prints the result.
+func check(ctx context.Context, cfg checkConfig, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, cfg.progress || isTerminal(stderr))
 
 	bare, err := runSide(ctx, cfg, false, prog)
@@ -154,8 +163,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			} else {
 				r.writeTable(stdout)
 			}
-			if !r.PluginInvariants.Met {
+			switch {
+			case !r.PluginInvariants.Met:
 				return exitFailed
+			case r.ToolTimeouts.Bare+r.ToolTimeouts.Plugin > 0:
+				return exitInconclusive
 			}
 			return exitOK
 		}
@@ -181,9 +193,16 @@ Usage:
                               credentials; prints what was retried and why
   streamcheck help            this text
 
-Exit status: 0 when the check's plugin side met its invariants (every retryable fault before
-content recovered, no event delivered twice or missed, every failure with a typed status), serve
-stopped on SIGINT/SIGTERM, or the probe's call succeeded; 1 otherwise; 2 for usage errors.
+Exit status: 0 when the check's streamstatus side met every invariant below, serve stopped on
+SIGINT/SIGTERM, or the probe's call succeeded; 1 when an invariant was broken (each violation names
+it) or on other failures; 2 for usage errors; 3 when nothing was broken but streamcheck's own
+per-call timeout (sized from -events, -concurrency and the planned pauses) ended calls it could not
+check, reported apart from the library's violations.
+
+Invariants of the check (a violation names the one it breaks):
+`+invariantHelp+`
+Rows of the check's table:
+`+rowDefsText()+`
 
 Check flags:
 `)

@@ -1,7 +1,5 @@
 package main
 
-import "github.com/streamstatus/streamstatus/classify"
-
 // This file is what a parsed SPEC means for each call: which faults call n
 // gets (the same for any concurrency, from the seed), which of its attempts
 // see them, and what the client must see as a result.
@@ -90,52 +88,4 @@ func draw(seed int64, n, stream int) float64 {
 		x ^= x >> 31
 	}
 	return float64(x>>11) / (1 << 53)
-}
-
-// retryable reports whether the fault is one a retry may cure, per the
-// documented tables (classify) and the SDK's HTTP rules.
-func (r *rule) retryable() bool {
-	switch r.kind.name {
-	case "validation", "corrupt", "slow":
-		return false
-	case "reset", "cut":
-		return true
-	case "error":
-		rule, ok := classify.Default().Rule("Bedrock Runtime", r.code)
-		return ok && rule.Retryable
-	case "anthropicError":
-		rule, ok := classify.Default().Rule(classify.AnthropicServiceID, r.envType)
-		return ok && rule.Retryable
-	case "http":
-		switch r.status {
-		case 429, 500, 502, 503, 504:
-			return true
-		}
-		return false
-	}
-	return true // the Bedrock exceptions other than validation
-}
-
-// wantStatus is the HTTP status a failure from this fault must carry, or 0
-// when it has none (transport faults) or the tables do not say.
-func (r *rule) wantStatus() int {
-	switch r.kind.name {
-	case "http":
-		return r.status
-	case "error":
-		if rule, ok := classify.Default().Rule("Bedrock Runtime", r.code); ok {
-			return rule.Status
-		}
-	case "anthropicError":
-		if rule, ok := classify.Default().Rule(classify.AnthropicServiceID, r.envType); ok {
-			return rule.Status
-		}
-	case "reset", "cut", "corrupt", "slow":
-		return 0
-	default:
-		if rule, ok := classify.Default().Rule("Bedrock Runtime", r.kind.exception); ok {
-			return rule.Status
-		}
-	}
-	return 0
 }

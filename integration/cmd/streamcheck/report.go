@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/streamstatus/streamstatus/classify"
+	smithy "github.com/aws/smithy-go"
+
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -28,6 +29,19 @@ type report struct {
 	Bare             sideFigures    `json:"bare"`
 	Plugin           sideFigures    `json:"plugin"`
 	PluginInvariants invariants     `json:"plugin_invariants"`
+	// ToolTimeouts are the calls streamcheck itself gave up on (its own
+	// per-call timeout): not library violations, but not checked either.
+	ToolTimeouts toolTimeouts `json:"tool_timeouts"`
+	// Rows defines every row of the table.
+	Rows map[string]string `json:"rows"`
+}
+
+// toolTimeouts counts the calls that hit streamcheck's own timeout.
+type toolTimeouts struct {
+	Bare        int     `json:"bare"`
+	Plugin      int     `json:"plugin"`
+	LongestMs   float64 `json:"longest_timeout_ms"`
+	Explanation string  `json:"explanation,omitempty"`
 }
 
 // invariants says whether the plugin side kept its promises.
@@ -47,9 +61,16 @@ type sideFigures struct {
 	EventsDelivered    int            `json:"events_delivered"`
 	EventsDuplicated   int            `json:"events_duplicated"`
 	EventsMissed       int            `json:"events_missed"`
-	FirstEventP50Ms    float64        `json:"first_event_p50_ms"`
-	FirstEventP99Ms    float64        `json:"first_event_p99_ms"`
-	WallMs             float64        `json:"wall_ms"`
+	// FirstEventCalls is how many calls the latency figures cover: the
+	// calls that got an event on both sides, the same on both.
+	FirstEventCalls int     `json:"first_event_calls"`
+	FirstEventP50Ms float64 `json:"first_event_p50_ms"`
+	FirstEventP99Ms float64 `json:"first_event_p99_ms"`
+	WallMs          float64 `json:"wall_ms"`
+	// Recorded is what the side's clients recorded through their
+	// MeterProvider: streamstatus.stream.failures by exception.type and
+	// position (plugin side only).
+	Recorded map[string]int64 `json:"recorded_failures,omitempty"`
 }
 
 // maxViolations bounds the violations listed (the count is always given).
@@ -73,8 +94,12 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 			r.PlannedFaults[s.text]++
 		}
 	}
-	r.Bare = figures(cfg, bare)
-	r.Plugin = figures(cfg, plugin)
+	both := make([]bool, cfg.calls) // calls with an event on both sides
+	for i := range both {
+		both[i] = bare.outcomes[i].delivered > 0 && plugin.outcomes[i].delivered > 0
+	}
+	r.Bare = figures(cfg, bare, both)
+	r.Plugin = figures(cfg, plugin, both)
 	v := violations(cfg, plugin)
 	if v == nil {
 		v = []string{} // [] in JSON, not null
@@ -83,25 +108,42 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 	if len(v) > maxViolations {
 		r.PluginInvariants.Violations = append(v[:maxViolations:maxViolations], fmt.Sprintf("... and %d more", len(v)-maxViolations))
 	}
+	for n := 1; n <= cfg.calls; n++ {
+		r.ToolTimeouts.LongestMs = max(r.ToolTimeouts.LongestMs, ms(callTimeout(cfg, n)))
+		if bare.outcomes[n-1].toolTimeout {
+			r.ToolTimeouts.Bare++
+		}
+		if plugin.outcomes[n-1].toolTimeout {
+			r.ToolTimeouts.Plugin++
+		}
+	}
+	if r.ToolTimeouts.Bare+r.ToolTimeouts.Plugin > 0 {
+		r.ToolTimeouts.Explanation = fmt.Sprintf("streamcheck's own per-call timeout (up to %s, sized from -events, -concurrency and the planned pauses) "+
+			"ended %d bare and %d streamstatus calls; they are not counted as violations and were not checked: "+
+			"rerun with fewer -concurrency or -events on a less loaded machine", roundForTable(r.ToolTimeouts.LongestMs), r.ToolTimeouts.Bare, r.ToolTimeouts.Plugin)
+	}
+	r.Rows = rowDefinitions()
 	return r
 }
 
-// figures computes one side's figures.
-func figures(cfg checkConfig, s *sideRun) sideFigures {
+// figures computes one side's figures. both marks the calls the latency
+// figures cover.
+func figures(cfg checkConfig, s *sideRun, both []bool) sideFigures {
 	f := sideFigures{Name: s.name, Calls: cfg.calls, Failed: map[string]int{}, ServerCalls: s.serverCalls,
-		WallMs: ms(s.elapsed)}
+		WallMs: ms(s.elapsed), Recorded: s.recorded.snapshot()}
 	f.TransparentRetries = s.serverCalls - cfg.calls
 	var firsts []time.Duration
 	for i, o := range s.outcomes {
-		want := healthyStream(opOf(i+1), i+1, cfg.events, checkModel).labels
-		dup, missed, _ := compareEvents(o.events, want, o.err == nil)
-		f.EventsDelivered += len(o.events)
-		f.EventsDuplicated += dup
+		missed := o.missed(o.err == nil)
+		f.EventsDelivered += o.delivered
+		f.EventsDuplicated += o.dup
 		f.EventsMissed += missed
-		if len(o.events) > 0 {
+		if both[i] {
 			firsts = append(firsts, o.firstEvent)
 		}
 		switch {
+		case o.toolTimeout:
+			f.Failed[toolTimeoutKey]++
 		case o.envelope != "":
 			f.Failed["no status: "+o.envelope+" envelope as a chunk"]++
 		case o.err == nil && missed > 0:
@@ -113,66 +155,74 @@ func figures(cfg checkConfig, s *sideRun) sideFigures {
 			f.Failed[failureKey(o.err)]++
 		}
 	}
+	f.FirstEventCalls = len(firsts)
 	f.FirstEventP50Ms = ms(percentile(firsts, 0.50))
 	f.FirstEventP99Ms = ms(percentile(firsts, 0.99))
 	return f
 }
 
-// compareEvents compares the events a consumer got with the healthy
-// stream's. dup counts events seen twice, missed counts events skipped
-// (and, for a complete stream, the ones that never came), unexpected counts
-// events that are not in the stream at all.
-func compareEvents(got, want []string, complete bool) (dup, missed, unexpected int) {
-	pos := make(map[string]int, len(want))
-	for i, w := range want {
-		pos[w] = i
+// toolTimeoutKey is the failure row of calls streamcheck gave up on.
+const toolTimeoutKey = "streamcheck timeout (not checked)"
+
+// statusOf is the HTTP status an error reports to errors.As, as the
+// README tells users to read it; 0 when it has none.
+func statusOf(err error) int {
+	var sc interface{ HTTPStatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.HTTPStatusCode()
 	}
-	seen := map[string]bool{}
-	next := 0
-	for _, e := range got {
-		switch i, ok := pos[e]; {
-		case seen[e]:
-			dup++
-		case !ok:
-			unexpected++
-		case i >= next:
-			missed += i - next
-			next = i + 1
-		default: // an earlier event, out of order
-			missed++
-		}
-		seen[e] = true
+	return 0
+}
+
+// retryableOf is what an error's RetryableError says; ok is false when no
+// error in the chain has one.
+func retryableOf(err error) (retryable, ok bool) {
+	var re interface{ RetryableError() bool }
+	if errors.As(err, &re) {
+		return re.RetryableError(), true
 	}
-	if complete {
-		missed += len(want) - next
-	}
-	return dup, missed, unexpected
+	return false, false
 }
 
 // failureKey names a failure by its typed status, e.g. "429
-// ThrottlingException", or says it has none.
+// ThrottlingException", or says it has none and names its cause.
 func failureKey(err error) string {
-	r := classify.Classify(err)
-	if r.Status != 0 && r.Status != 200 {
-		return fmt.Sprintf("%d %s", r.Status, r.Code)
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	if st := statusOf(err); st != 0 && st != 200 {
+		return fmt.Sprintf("%d %s", st, code)
 	}
 	var se *smithyext.StatusError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("typed %s: %s", se.Kind, se.ErrorCode())
 	}
-	if r.Code != "" {
-		return "no status: " + r.Code
+	if code != "" {
+		return "no status: " + code
 	}
 	return "no status: " + transportSummary(err)
+}
+
+// transportCauses name the causes of untyped transport errors.
+var transportCauses = []struct{ text, cause string }{
+	{"use of closed network connection", "connection closed under the stream: the SDK's request-body race (DESIGN §3)"},
+	{"connection reset by peer", "connection reset by peer (an injected reset)"},
+	{"unexpected EOF", "unexpected EOF (a truncated stream)"},
+	{"checksum", "checksum mismatch (a corrupt frame)"},
+	{"crc", "CRC mismatch (a corrupt frame)"},
+	{"context deadline exceeded", "context deadline exceeded"},
+	{"context canceled", "context canceled"},
+	{"EOF", "EOF (the connection ended)"},
 }
 
 // transportSummary shortens an untyped transport error to its cause.
 func transportSummary(err error) string {
 	msg := err.Error()
-	for _, s := range []string{"use of closed network connection", "connection reset by peer", "unexpected EOF",
-		"checksum", "crc", "EOF", "context deadline exceeded", "context canceled"} {
-		if strings.Contains(msg, s) {
-			return s
+	for _, c := range transportCauses {
+		if strings.Contains(msg, c.text) {
+			return c.cause
 		}
 	}
 	if len(msg) > 60 {
@@ -181,76 +231,119 @@ func transportSummary(err error) string {
 	return msg
 }
 
-// violations lists the plugin side's broken promises, call by call:
-//   - no event is delivered twice, skipped, or out of place;
-//   - a call whose fault came before content, was retryable and hit fewer
-//     attempts than the retryer allows, completes;
-//   - every failure carries a typed status: the HTTP status documented for
-//     the fault (never 200), or, for connection faults, a StatusError of
-//     kind transport or corrupt frame; a StatusError counts the events the
-//     consumer got;
-//   - no error envelope is delivered as an ordinary chunk.
+// The invariants the check holds the streamstatus side to, by the name a
+// violation carries (see invariantHelp). Every fault kind is checked
+// against all of them.
+const (
+	invRecovered  = "recovered"
+	invServer     = "server calls"
+	invEvents     = "events"
+	invStatus     = "typed status"
+	invRetryable  = "retryable"
+	invCount      = "events delivered"
+	invEnvelope   = "no envelope"
+	invNoFailures = "no failure"
+)
+
+// invariantHelp describes the invariants, for -h.
+const invariantHelp = `  [recovered]        a retryable fault before content, sent to fewer attempts than the retryer allows,
+                     is retried transparently and the call completes
+  [server calls]     each call makes exactly the documented number of requests: 1 for a fault that is
+                     not retryable or comes after content; faulted attempts + 1 for a recovered one
+  [events]           the consumer gets exactly the healthy stream, or, when the call fails, exactly the
+                     events before the fault's frame (none for a fault before content), never one twice;
+                     after a reset, the first of them in order (a TCP RST may drop bytes not yet read)
+  [typed status]     a failure carries the HTTP status the documented tables give the fault (never the
+                     stream's 200); a connection fault gives a StatusError of kind transport or corrupt frame
+  [retryable]        the failure's RetryableError() is what the documented tables say
+  [events delivered] StatusError.EventsDelivered() is the number of events the consumer got
+  [no envelope]      no Anthropic error envelope is delivered as an ordinary chunk
+  [no failure]       a call without a fault completes
+  Expected outcomes are written out in the check from the README/DESIGN §2 Bedrock table, Anthropic's
+  published error list, the AWS common errors, and the SDK retryer's HTTP rules; not read from classify.
+`
+
+// violations lists the streamstatus side's broken promises, call by call,
+// each naming the invariant it breaks (see invariantHelp).
 func violations(cfg checkConfig, s *sideRun) []string {
 	var out []string
 	for i, o := range s.outcomes {
+		if o.toolTimeout {
+			continue // reported apart: the tool gave up, the library was not checked
+		}
 		n := i + 1
 		op := opOf(n)
-		hs := healthyStream(op, n, cfg.events, checkModel)
-		p := cfg.spec.choose(cfg.seed, n)
-		first := p.forAttempt(op, 1)
-		fault := "no fault"
-		if first.ending != nil {
-			fault = first.ending.text
+		e := expect(cfg, n)
+		where := fmt.Sprintf("call %d (%s, %s; attempts: %s)", n, op, e.describe(), attemptsText(s.attempts[i]))
+		bad := func(inv, format string, args ...any) {
+			out = append(out, where+": ["+inv+"] "+fmt.Sprintf(format, args...))
 		}
-		where := fmt.Sprintf("call %d (%s, %s; attempts: %s)", n, op, fault, attemptsText(s.attempts[i]))
-		bad := func(format string, args ...any) { out = append(out, where+": "+fmt.Sprintf(format, args...)) }
 
-		dup, missed, unexpected := compareEvents(o.events, hs.labels, o.err == nil)
-		if dup > 0 {
-			bad("%d events delivered twice", dup)
-		}
-		if missed > 0 || unexpected > 0 {
-			bad("events skipped or out of place (%d missed, %d not in the stream)", missed, unexpected)
+		if o.dup > 0 {
+			bad(invEvents, "%d events delivered twice", o.dup)
 		}
 		if o.envelope != "" {
-			bad("an %s envelope was delivered as an ordinary chunk", o.envelope)
+			bad(invEnvelope, "an %s envelope was delivered as an ordinary chunk", o.envelope)
+		}
+		if calls := len(s.attempts[i]); calls != e.serverCalls && s.attempts[i] != nil {
+			why := "documented"
+			switch {
+			case e.fault == nil:
+				why = "no fault"
+			case !e.beforeContent:
+				why = "the fault came after content: never retried"
+			case !e.doc.retryable:
+				why = "not retryable per " + e.doc.source
+			}
+			bad(invServer, "%d server calls, want %d (%s)", calls, e.serverCalls, why)
 		}
 
-		if e := first.ending; e == nil || (!e.kind.http && e.retryable() && e.frame <= hs.nonContent &&
-			!coversAllAttempts(p.ending, op)) {
+		if e.complete {
 			if o.err != nil {
-				bad("should have recovered, failed: %v", o.err)
+				inv := invRecovered
+				if e.fault == nil {
+					inv = invNoFailures
+				}
+				bad(inv, "should have completed (%s), failed: %v", e.doc.source, o.err)
+			} else if !o.exactly(o.total) || o.unexpected > 0 {
+				bad(invEvents, "completed with %d of %d events in order (%d skipped, %d not in the stream)",
+					o.prefix, o.total, o.skipped, o.unexpected)
 			}
-		}
-		if o.err == nil {
 			continue
 		}
-		r := classify.Classify(o.err)
+
+		if o.err == nil {
+			bad(invStatus, "ended without an error; want %s (%s), with exactly %d events before it", e.wantFailure(), e.doc.source, e.events)
+			continue
+		}
+		if e.upTo && (o.prefix != o.delivered || o.delivered > e.events) {
+			bad(invEvents, "the consumer got %d events (%d of them the stream's first, in order); want the first ones in order, "+
+				"at most the %d before the reset", o.delivered, o.prefix, e.events)
+		} else if !e.upTo && !o.exactly(e.events) {
+			bad(invEvents, "the consumer got %d events (%d of them the stream's first, in order); want exactly the %d before the fault",
+				o.delivered, o.prefix, e.events)
+		}
+		st := statusOf(o.err)
 		var se *smithyext.StatusError
 		isSE := errors.As(o.err, &se)
-		want := 0
-		if first.ending != nil {
-			want = first.ending.wantStatus()
-		}
 		switch {
-		case r.Status == 200:
-			bad("failure reports HTTP 200: %v", o.err)
-		case r.Status == 0 && !(isSE && (se.Kind == smithyext.KindTransport || se.Kind == smithyext.KindCorrupt)):
-			bad("failure has no typed status: %v", o.err)
-		case want != 0 && r.Status != want:
-			bad("failure has HTTP %d, want %d: %v", r.Status, want, o.err)
+		case st == 200:
+			bad(invStatus, "failure reports HTTP 200, want %s: %v", e.wantFailure(), o.err)
+		case e.doc.status != 0 && st != e.doc.status:
+			bad(invStatus, "failure has HTTP %d, want %s (%s): %v", st, e.wantFailure(), e.doc.source, o.err)
+		case e.doc.status == 0 && (!isSE || se.Kind != e.kind):
+			bad(invStatus, "failure is not a StatusError of kind %s: %v", e.kind, o.err)
 		}
-		if isSE && se.Events != len(o.events) {
-			bad("StatusError.EventsDelivered() = %d, the consumer got %d events", se.Events, len(o.events))
+		if r, ok := retryableOf(o.err); ok && r != e.doc.retryable {
+			bad(invRetryable, "RetryableError() = %v, want %s (%s)", r, e.wantFailure(), e.doc.source)
+		} else if !ok && !e.fault.kind.http {
+			bad(invRetryable, "failure has no RetryableError(), want %s", e.wantFailure())
+		}
+		if isSE && se.Events != o.delivered {
+			bad(invCount, "StatusError.EventsDelivered() = %d, the consumer got %d events", se.Events, o.delivered)
 		}
 	}
 	return out
-}
-
-// coversAllAttempts reports whether a fault is sent on every attempt the
-// retryer makes, so not even a retry can get past it.
-func coversAllAttempts(r *rule, op string) bool {
-	return r != nil && r.appliesTo(op, maxAttempts)
 }
 
 // attemptsText renders the faults an endpoint sent to each attempt.
@@ -342,10 +435,16 @@ func (r *report) writeTable(w io.Writer) {
 		fkeys = append(fkeys, k)
 	}
 	sort.Strings(fkeys) // typed statuses first (digits sort before letters)
-	width := len("time to first event p50")
+	width := len("time to first event p99")
 	for _, k := range fkeys {
 		width = max(width, len("failed: "+k))
 	}
+	rkeys := make([]string, 0, len(r.Plugin.Recorded))
+	for k := range r.Plugin.Recorded {
+		rkeys = append(rkeys, k)
+		width = max(width, len("recorded: "+k))
+	}
+	sort.Strings(rkeys)
 	row := func(name, a, b string) { fmt.Fprintf(w, "%-*s %14s %14s\n", width, name, a, b) }
 	num := func(name string, f func(s sideFigures) int) {
 		row(name, fmt.Sprint(f(r.Bare)), fmt.Sprint(f(r.Plugin)))
@@ -364,17 +463,83 @@ func (r *report) writeTable(w io.Writer) {
 	num("events delivered", func(s sideFigures) int { return s.EventsDelivered })
 	num("events duplicated", func(s sideFigures) int { return s.EventsDuplicated })
 	num("events missed", func(s sideFigures) int { return s.EventsMissed })
+	fmt.Fprintf(w, "(time to first event over the %d calls with an event on both sides)\n", r.Plugin.FirstEventCalls)
 	dur("time to first event p50", func(s sideFigures) float64 { return s.FirstEventP50Ms })
 	dur("time to first event p99", func(s sideFigures) float64 { return s.FirstEventP99Ms })
 	dur("wall time", func(s sideFigures) float64 { return s.WallMs })
+	for _, k := range rkeys {
+		row("recorded: "+k, "-", fmt.Sprint(r.Plugin.Recorded[k]))
+	}
+
+	fmt.Fprintln(w, "\nrows:")
+	writeRowDefs(w)
 
 	fmt.Fprintln(w)
-	if r.PluginInvariants.Met {
-		fmt.Fprintln(w, "streamstatus met its invariants: every retryable fault before content was recovered, no event was delivered twice or missed, every failure carries a typed status.")
-		return
+	if r.ToolTimeouts.Explanation != "" {
+		fmt.Fprintln(w, "INCONCLUSIVE:", r.ToolTimeouts.Explanation)
 	}
-	fmt.Fprintln(w, "streamstatus FAILED its invariants:")
-	for _, v := range r.PluginInvariants.Violations {
-		fmt.Fprintln(w, "  -", v)
+	switch {
+	case !r.PluginInvariants.Met:
+		fmt.Fprintln(w, "streamstatus FAILED its invariants:")
+		for _, v := range r.PluginInvariants.Violations {
+			fmt.Fprintln(w, "  -", v)
+		}
+	case r.ToolTimeouts.Plugin > 0:
+		fmt.Fprintln(w, "streamstatus met its invariants on every call the check could finish (see INCONCLUSIVE above).")
+	default:
+		fmt.Fprintln(w, "streamstatus met its invariants: every retryable fault before content was recovered, every other fault failed "+
+			"after exactly one server call with exactly the events before it, no event was delivered twice or missed, and every "+
+			"failure carries the documented status.")
 	}
+}
+
+// rowDefs defines the rows of the table, in order; -h and the table's
+// footer print them, -json gives them as "rows".
+var rowDefs = []struct{ name, def string }{
+	{"calls", "calls made on the side, the same numbered calls with the same faults on both sides"},
+	{"completed", "calls whose stream ended without an error and with every event of the healthy stream"},
+	{"failed: STATUS CODE", "failed calls by the HTTP status and code their error reports to errors.As (never 200)"},
+	{"failed: typed KIND: CODE", "failed calls whose StatusError has no HTTP status: a connection fault or a corrupt frame"},
+	{"failed: no status: CAUSE", "failed calls whose error has no status, by cause (e.g. the SDK's request-body race, DESIGN §3), " +
+		"and calls that ended without an error but with events missing or an error envelope delivered as content"},
+	{"failed: " + toolTimeoutKey, "calls streamcheck gave up on (its own per-call timeout): not checked, not counted as violations"},
+	{"transparent retries", "server calls minus calls: attempts the retryer made without the caller seeing them"},
+	{"server calls", "requests the side's endpoint received, every attempt included"},
+	{"events delivered", "events the consumers received, over all calls"},
+	{"events duplicated", "events a consumer received a second time"},
+	{"events missed", "events of the healthy stream a consumer never got although its call ended without an error " +
+		"(a stream cut short or replaced by an error envelope, reported as complete), plus events skipped between two delivered ones"},
+	{"time to first event p50", "median time from a call's start to its first event, over the same calls on both sides: " +
+		"those that got at least one event on both (the count is in the header of the row)"},
+	{"time to first event p99", "99th percentile of the same"},
+	{"wall time", "time the side took to run all its calls"},
+	{"recorded: CODE POSITION", "failures the streamstatus side's clients recorded through their MeterProvider " +
+		"(streamstatus.stream.failures by exception.type and position: before_content or after_content); the bare SDK records none"},
+}
+
+// rowDefinitions maps each row name to its definition.
+func rowDefinitions() map[string]string {
+	m := make(map[string]string, len(rowDefs))
+	for _, r := range rowDefs {
+		m[r.name] = r.def
+	}
+	return m
+}
+
+// writeRowDefs prints the row definitions, indented.
+func writeRowDefs(w io.Writer) {
+	width := 0
+	for _, r := range rowDefs {
+		width = max(width, len(r.name))
+	}
+	for _, r := range rowDefs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, r.name, r.def)
+	}
+}
+
+// rowDefsText is writeRowDefs as a string, for -h.
+func rowDefsText() string {
+	var b strings.Builder
+	writeRowDefs(&b)
+	return b.String()
 }

@@ -256,8 +256,8 @@ func TestServeCommand(t *testing.T) {
 	}
 	log := stderr.String()
 	for _, want := range []string{
-		"call 1 attempt 1 ConverseStream " + rawModel + ": throttling@1:call=1",
-		"call 1 attempt 2 ConverseStream " + rawModel + ": healthy",
+		"call 1 attempt 1 ConverseStream \"" + rawModel + "\": throttling@1:call=1",
+		"call 1 attempt 2 ConverseStream \"" + rawModel + "\": healthy",
 		"stopped after 2 requests",
 	} {
 		if !strings.Contains(log, want) {
@@ -307,5 +307,50 @@ func TestServeRejects(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout)
 			}
 		})
+	}
+}
+
+// TestEndpointLogQuotesAndLogsEveryRequest: a model id with %0A and an
+// escape sequence cannot forge a log line or reach the terminal, and
+// requests the fake server rejects itself get their line too.
+func TestEndpointLogQuotesAndLogsEveryRequest(t *testing.T) {
+	var log syncBuffer
+	ep, err := startEndpoint(endpointConfig{spec: mustSpec(t, "none"), seed: 1, events: 1, log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	client := rawClient(t)
+	post := func(path string, auth bool) {
+		req, _ := http.NewRequest(http.MethodPost, ep.URL()+path, strings.NewReader(`{"prompt":"hi"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if auth {
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/x, Signature=00")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	post("/model/evil%0A12:00:00.000%20call%201%20forged%1B%5B31m/invoke-with-response-stream", true)
+	post("/model/m/invoke-with-response-stream", false)
+	post("/nowhere", true)
+	client.CloseIdleConnections()
+	ep.Close()
+	got := log.String()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Errorf("%d log lines for 3 requests, want 3:\n%s", len(lines), got)
+	}
+	if strings.Contains(got, "\x1b") || !strings.Contains(got, `"evil\n12:00:00.000 call 1 forged\x1b[31m"`) {
+		t.Errorf("the model id is not quoted:\n%s", got)
+	}
+	for _, want := range []string{`rejected POST "/model/m/invoke-with-response-stream": HTTP 400 "missing Authorization header`,
+		`rejected POST "/nowhere": HTTP 400 "unknown operation path`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %s:\n%s", want, got)
+		}
 	}
 }

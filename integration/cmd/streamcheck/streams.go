@@ -32,8 +32,42 @@ type stream struct {
 
 // healthyStream is the answer of call n of op with events content events.
 func healthyStream(op string, n, events int, model string) stream {
+	return buildStream(op, n, events, model, true)
+}
+
+// streamLabels is the labels of healthyStream without its frames: what the
+// consumer of call n must see.
+func streamLabels(op string, n, events int, model string) []string {
+	return buildStream(op, n, events, model, false).labels
+}
+
+// streamLen is the number of frames (and labels) of a healthy stream.
+func streamLen(op string, events int) int {
+	if op == opConverseStream {
+		return events + 4
+	}
+	return events + 5
+}
+
+// nonContentOf is the nonContent of op's healthy streams.
+func nonContentOf(op string) int {
+	if op == opConverseStream {
+		return 1
+	}
+	return 0
+}
+
+func buildStream(op string, n, events int, model string, frames bool) stream {
 	var s stream
+	s.labels = make([]string, 0, streamLen(op, events))
+	if frames {
+		s.frames = make([][]byte, 0, streamLen(op, events))
+	}
 	add := func(eventType string, payload any, label string) {
+		if label != "" && !frames {
+			s.labels = append(s.labels, label)
+			return
+		}
 		b, err := json.Marshal(payload)
 		if err != nil {
 			panic(err) // plain maps and structs only
@@ -41,14 +75,16 @@ func healthyStream(op string, n, events int, model string) stream {
 		if label == "" {
 			label = string(b)
 		}
-		s.frames = append(s.frames, eventFrame(eventType, b))
+		if frames {
+			s.frames = append(s.frames, eventFrame(eventType, b))
+		}
 		s.labels = append(s.labels, label)
 	}
 	text := func(i int) string { return fmt.Sprintf("%s%d ", words[i%len(words)], i) }
 	type obj = map[string]any
 
+	s.nonContent = nonContentOf(op)
 	if op == opConverseStream {
-		s.nonContent = 1
 		add("messageStart", obj{"role": "assistant"}, "messageStart")
 		for i := 0; i < events; i++ {
 			add("contentBlockDelta", obj{"contentBlockIndex": 0, "delta": obj{"text": text(i)}}, "delta:"+text(i))

@@ -1,0 +1,132 @@
+package middleware
+
+import (
+	"io"
+	"reflect"
+	"sync"
+
+	smithy "github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
+)
+
+// One event-stream codec per stream.
+//
+// smithy-go v1.28.9's restJson1 protocol (the schema-serde generation,
+// bedrockruntime v1.63+) holds one event-stream codec, and a client holds
+// one protocol, so every response stream of a client decodes through the
+// same codec from its own reader goroutine. The codec is not safe for that:
+// internal/eventstream/codec.go writes its payloadBuf and lazily builds its
+// decoder on every message, and re-encodes events the SDK's model does not
+// know (AWS adds event types before SDKs catch up) through one shared
+// eventstream.Encoder whose buffers it resets per call. Two streams decoding
+// at once race; with an unknown event type they receive each other's bytes,
+// or the encoder panics in an SDK goroutine, which nobody can recover.
+// EventStreamReader.Close does not wait for its goroutine, so "read a few
+// events, Close, start the next stream" races too. Upstream: smithy-go issue
+// #714, fix PR #716.
+//
+// One codec per stream is exactly what a client used by one goroutine gets.
+// So WithBedrock replaces the client's protocol with isolatedProtocol:
+// everything is the client's own protocol except DeserializeEventMessage,
+// which the SDK's EventStreamReader calls from the stream's reader
+// goroutine with the response body as reader. With our deserialize
+// middleware that body is a *streamBody, and it carries the stream's codec
+// from its first message to its last. The reader goroutine stops at the
+// first error DeserializeEventMessage returns (io.EOF included), so the
+// codec then goes back to a pool of the client's, for a later stream: a
+// codec is 5 allocations (restjson1.New and the decoder it builds on first
+// use), too many to pay per stream. That is safe because nothing a codec
+// returns points into it: payloads are decoded into fresh memory, unknown
+// events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing pins
+// it). A stream closed early whose goroutine stops without an error just
+// leaves its codec to the garbage collector. A reader that is not ours (an
+// operation our middleware does not wrap, such as the bidirectional stream's
+// output, or a body another middleware wrapped around ours) borrows a codec
+// for one message at a time. Input event streams (SerializeEventMessage)
+// keep the client's codec, as without streamstatus.
+//
+// APIOption and AppendMiddlewares cannot do this: an API option receives
+// the operation's stack, never the client's Options, and the SDK's
+// event-stream deserializer keeps the protocol in an unexported field.
+// Reaching it would take reflection into SDK internals; we do not.
+//
+// Dropping this file: a smithy-go release containing PR #716 ("Fix shared
+// event stream codec races", its CHANGELOG cites #714) no longer keeps
+// encoder, decoder or payloadBuf in internal/eventstream.Codec.
+// TestUpstreamCodecStillShared (protocol_test.go) fails on the first such
+// release pulled into go.mod and says so. Then delete this file, the codec
+// field of streamBody and the Protocol line of WithBedrock, and run
+// TestConcurrentStreams* in integration/ under -race: they must still pass.
+
+// isolatedProtocol is a client's restJson1 protocol with one event-stream
+// codec per response stream.
+type isolatedProtocol struct {
+	smithyhttp.ClientProtocol // the client's own, for everything but event decoding
+	codecs                    sync.Pool
+}
+
+// isolateEventStreams returns p with event decoding isolated per stream, if
+// p is the SDK's restJson1 protocol. Any other protocol (one the user set,
+// or p already isolated) is returned as it is.
+func isolateEventStreams(p smithyhttp.ClientProtocol) smithyhttp.ClientProtocol {
+	if _, ok := p.(*restjson1.Protocol); !ok {
+		return p
+	}
+	return &isolatedProtocol{ClientProtocol: p, codecs: sync.Pool{New: newEventCodec}}
+}
+
+// newEventCodec returns a codec of its own for one stream: a restJson1
+// protocol as bedrockruntime.New makes the client's. (restjson1.New ignores
+// its service schema in smithy-go v1.28.9; passing nil keeps this file free
+// of bedrockruntime/schemas, which exists only from bedrockruntime v1.63.0,
+// so the library still builds on the per-operation generation.)
+func newEventCodec() any {
+	return restjson1.New(nil)
+}
+
+// clientProtocolType is the type of the Protocol field of a schema-serde
+// client's options.
+var clientProtocolType = reflect.TypeFor[smithyhttp.ClientProtocol]()
+
+// isolateClientProtocol isolates the event streams of the client whose
+// options opts points to (a *bedrockruntime.Options), when that client has a
+// Protocol option. Options.Protocol exists from bedrockruntime v1.63.0 (the
+// schema-serde generation); the per-operation generation before it builds a
+// decoder per stream and shares nothing, so there is nothing to do. The
+// field is reached by name because naming it in code would make v1.63.0
+// the library's floor for every user (see README "Compatibility"); it is
+// this package's own option struct argument, read and set once per
+// WithBedrock application, never an SDK internal.
+func isolateClientProtocol(opts any) {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	f := v.Elem().FieldByName("Protocol")
+	if !f.IsValid() || !f.CanSet() || f.Type() != clientProtocolType || f.IsNil() {
+		return
+	}
+	f.Set(reflect.ValueOf(isolateEventStreams(f.Interface().(smithyhttp.ClientProtocol))))
+}
+
+// DeserializeEventMessage decodes the next message of r with r's own codec.
+// It is called only from r's reader goroutine (smithyhttp.EventStreamReader),
+// so the codec field needs no lock.
+func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types *smithy.TypeRegistry, r io.Reader) (smithy.Deserializable, error) {
+	b, ok := r.(*streamBody)
+	if !ok {
+		codec := p.codecs.Get().(*restjson1.Protocol)
+		defer p.codecs.Put(codec)
+		return codec.DeserializeEventMessage(schema, types, r)
+	}
+	if b.codec == nil {
+		b.codec = p.codecs.Get().(*restjson1.Protocol)
+	}
+	ev, err := b.codec.DeserializeEventMessage(schema, types, r)
+	if err != nil { // the reader goroutine stops here: the codec is free
+		p.codecs.Put(b.codec)
+		b.codec = nil
+	}
+	return ev, err
+}
