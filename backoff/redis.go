@@ -146,7 +146,12 @@ func (b *RedisBucket) Shared() bool { return !b.down.Load() }
 // GetToken takes cost tokens from the shared bucket, or from the fallback
 // while Redis fails. The returned release puts them back (the SDK calls it
 // when the retry succeeds). An empty bucket returns *QuotaExceededError.
+// Like TokenBucket and the SDK's own limiter, it takes nothing for a
+// context that is already done and returns its error.
 func (b *RedisBucket) GetToken(ctx context.Context, cost uint) (release func() error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("streamstatus: retry token not taken: %w", err)
+	}
 	if b.opts.Logger == nil && ctx != nil {
 		if l := smithymiddleware.GetLogger(ctx); !isNop(l) {
 			b.seen.Store(&loggerBox{l})
