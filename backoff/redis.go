@@ -38,6 +38,12 @@ type RedisOptions struct {
 	// in time. Nil means a new TokenBucket of the RedisBucket's capacity:
 	// during an outage each process has its own quota, as it would
 	// without Redis.
+	//
+	// Fallback is kept as this process's own quota would be: every
+	// AddTokens (a first attempt's success) refills it, whether Redis or
+	// Fallback serves it, so the successes between two outages refill
+	// what the first one drained. Takes that Redis serves are not mirrored:
+	// a healthy spell never drains it.
 	Fallback Bucket
 	// KeyTTL is how long the key lives after its last use; an abandoned
 	// key expires, and a bucket whose key expired is full again. Zero
@@ -173,9 +179,9 @@ func (b *RedisBucket) GetToken(ctx context.Context, cost uint) (release func() e
 	return b.opts.Fallback.GetToken(ctx, cost)
 }
 
-// AddTokens puts n tokens back into the shared bucket (or the fallback
-// while Redis fails), up to the capacity. The SDK calls it when a first
-// attempt succeeds.
+// AddTokens puts n tokens back into the shared bucket, up to the capacity,
+// and into the fallback (see RedisOptions.Fallback). The SDK calls it when
+// a first attempt succeeds.
 func (b *RedisBucket) AddTokens(n uint) error {
 	if n == 0 {
 		return nil
@@ -186,7 +192,7 @@ func (b *RedisBucket) AddTokens(n uint) error {
 			if probe {
 				b.recovered(nil)
 			}
-			return nil
+			return b.opts.Fallback.AddTokens(n) // the local quota refills too
 		}
 		b.failed(nil, r.err)
 	}
