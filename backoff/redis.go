@@ -62,7 +62,9 @@ type RedisOptions struct {
 	// logger of the SDK client whose retry last took a token (smithy-go
 	// middleware.GetLogger), or, before any, a standard logger on
 	// stderr. Set it to the client's logger (aws.Config.Logger) to route
-	// every line there; logging.Nop{} silences the bucket.
+	// every line there; logging.Nop{} silences the bucket. AddTokens and
+	// releases have no context: an outage they find before any GetToken
+	// (a process whose first calls all succeed) warns on stderr.
 	Logger logging.Logger
 }
 
