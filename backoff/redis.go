@@ -50,7 +50,8 @@ type RedisOptions struct {
 	// a healthy spell never drains it.
 	Fallback Bucket
 	// KeyTTL is how long the key lives after its last use; an abandoned
-	// key expires, and a bucket whose key expired is full again. Zero
+	// key expires, and a bucket whose key expired is full again. Each
+	// take's record (see RedisBucket) lives as long after the take. Zero
 	// means DefaultRedisKeyTTL. At least a millisecond.
 	KeyTTL time.Duration
 	// ProbeInterval is how often, while Redis fails, one operation tries
