@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go/eventstream"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/streamstatus/streamstatus/middleware"
 )
@@ -173,4 +174,20 @@ func TestDefect_BidiInputSharedCodec(t *testing.T) {
 		return
 	}
 	fmt.Printf("bidi verdict: ok, %d streams each sent exactly its own %d events\n", len(ep.got), events)
+}
+
+// TestDefect_UserProtocolReplaced: WithBedrock's doc says "A Protocol you
+// set yourself in the client's options is left as it is." A restJson1
+// protocol the user sets (restjson1.New, the very workaround issue 12
+// names) is replaced by WithBedrock's wrapper: isolateEventStreams cannot
+// tell it from the one bedrockruntime.New sets, and decodes events with
+// codecs of its own instead of the user's protocol.
+func TestDefect_UserProtocolReplaced(t *testing.T) {
+	mine := restjson1.New(nil)
+	c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}},
+		func(o *bedrockruntime.Options) { o.Protocol = mine }, middleware.WithBedrock())
+	if got := c.Options().Protocol; got != mine {
+		t.Errorf("the client's Protocol is %T after WithBedrock, not the *restjson1.Protocol set before it: "+
+			"WithBedrock's doc says a Protocol you set yourself is left as it is", got)
+	}
 }
