@@ -44,7 +44,7 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	apiOption := r.apiOption()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
-		o.Protocol = isolateEventStreams(o.Protocol) // one event-stream codec per stream: protocol.go
+		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
