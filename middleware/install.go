@@ -42,9 +42,10 @@ const (
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
+	codecs := newCodecPool()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
-		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
+		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}

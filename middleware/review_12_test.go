@@ -24,6 +24,12 @@ import (
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
+// bidiChildEnv marks the child process of TestDefect_BidiInputSharedCodec.
+const bidiChildEnv = "STREAMSTATUS_REVIEW12_BIDI_CHILD"
+
+// sdkBidiLeak is the goroutine the SDK leaks per bidirectional call.
+const sdkBidiLeak = "github.com/aws/aws-sdk-go-v2/service/bedrockruntime.newAsyncEventStreamReader.func1"
+
 // bidiEndpoint is an in-process HTTP/2-looking endpoint for
 // InvokeModelWithBidirectionalStream (the fake server speaks HTTP/1.1 only,
 // and the SDK refuses a bidirectional stream over it). It decodes every
@@ -91,22 +97,22 @@ func (e *bidiEndpoint) Do(req *http.Request) (*http.Response, error) {
 // race detector reports it; without -race, frames arrive corrupted or
 // carrying another stream's bytes.
 func TestDefect_BidiInputSharedCodec(t *testing.T) {
-	if os.Getenv("STREAMSTATUS_REVIEW12_BIDI_CHILD") != "1" {
+	if os.Getenv(bidiChildEnv) != "1" {
 		// The shared encoder can panic in an SDK goroutine, which nobody can
 		// recover: run the workload in a child process and read its verdict.
+		// The child ignores exactly one goroutine at exit, the one the SDK
+		// leaks per bidirectional call (sdkBidiLeak, see TestMain): any other
+		// leak, a failure or a panic makes it exit non-zero.
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDefect_BidiInputSharedCodec$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), "STREAMSTATUS_REVIEW12_BIDI_CHILD=1")
-		// The child's exit status is not read: the SDK itself leaks one
-		// goroutine per bidirectional call (newAsyncEventStreamReader), which
-		// goleak reports at the child's exit, with or without streamstatus.
-		out, _ := cmd.CombinedOutput()
+		cmd.Env = append(os.Environ(), bidiChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
 		text := string(out)
 		races := strings.Count(text, "WARNING: DATA RACE")
 		panicked := regexp.MustCompile(`(?m)^panic: .*$`).FindString(text)
 		verdict := regexp.MustCompile(`(?m)^.*bidi verdict: .*$`).FindString(text)
-		if races != 0 || panicked != "" || !strings.Contains(verdict, "bidi verdict: ok") {
-			t.Fatalf("concurrent InvokeModelWithBidirectionalStream on one WithBedrock client: %d race reports, panic %q, %s",
-				races, panicked, strings.TrimSpace(verdict))
+		if err != nil || races != 0 || panicked != "" || !strings.Contains(verdict, "bidi verdict: ok") {
+			t.Fatalf("concurrent InvokeModelWithBidirectionalStream on one WithBedrock client: child %v, %d race reports, panic %q, %s\n%.2000s",
+				err, races, panicked, strings.TrimSpace(verdict), text)
 		}
 		return
 	}
