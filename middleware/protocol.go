@@ -37,8 +37,8 @@ import (
 // stream's codec from its first message to its last. The reader goroutine
 // stops at the first error DeserializeEventMessage returns (io.EOF
 // included), so the codec then goes back to a pool, for a later stream: a
-// codec is 4 allocations (restjson1.New's 3 and the decoder it builds on
-// first use), too many to pay per stream. That is safe because nothing a
+// codec is 5 allocations (restjson1.New's 3 and 2 more when it first
+// decodes: its decoder), too many to pay per stream. That is safe because nothing a
 // codec returns points into it: payloads are decoded into fresh memory,
 // unknown events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing
 // pins it). A stream closed early whose goroutine stops without an error
@@ -95,8 +95,12 @@ func newCodecPool() *sync.Pool {
 }
 
 // isolateEventStreams returns p with its event streams isolated per stream,
-// codecs taken from codecs, if p is a restJson1 protocol. Any other
-// protocol, p already isolated included, is returned as it is.
+// codecs taken from codecs, if p is a restJson1 protocol: the one
+// bedrockruntime.New sets, or one the user set, which cannot be told apart
+// (wrapping it is harmless: everything but event-stream messages still goes
+// through it, and restjson1.New ignores its arguments, so our codecs encode
+// and decode exactly as its own). Any other protocol, p already isolated
+// included, is returned as it is.
 func isolateEventStreams(p smithyhttp.ClientProtocol, codecs *sync.Pool) smithyhttp.ClientProtocol {
 	if _, ok := p.(*restjson1.Protocol); !ok {
 		return p
