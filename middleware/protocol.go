@@ -89,6 +89,10 @@ type isolatedProtocol struct {
 	codecs                    *sync.Pool // of *restjson1.Protocol; newCodecPool
 }
 
+// Unwrap returns the protocol isolatedProtocol wraps, which serves
+// everything but event-stream messages.
+func (p *isolatedProtocol) Unwrap() smithyhttp.ClientProtocol { return p.ClientProtocol }
+
 // newCodecPool returns an empty pool of event-stream codecs.
 func newCodecPool() *sync.Pool {
 	return &sync.Pool{New: newEventCodec}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go/eventstream"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/streamstatus/streamstatus/middleware"
@@ -182,18 +183,33 @@ func TestDefect_BidiInputSharedCodec(t *testing.T) {
 	fmt.Printf("bidi verdict: ok, %d streams each sent exactly its own %d events\n", len(ep.got), events)
 }
 
-// TestDefect_UserProtocolReplaced: WithBedrock's doc says "A Protocol you
-// set yourself in the client's options is left as it is." A restJson1
-// protocol the user sets (restjson1.New, the very workaround issue 12
-// names) is replaced by WithBedrock's wrapper: isolateEventStreams cannot
-// tell it from the one bedrockruntime.New sets, and decodes events with
-// codecs of its own instead of the user's protocol.
+// TestDefect_UserProtocolReplaced pins what WithBedrock's doc says about a
+// Protocol set in the client's options (the review found the doc claimed
+// every protocol a user sets is left alone; bedrockruntime.New always sets
+// a restJson1 protocol first, so a user's restJson1 protocol cannot be told
+// from it). A user's restJson1 protocol is wrapped, and still serves the
+// client's requests; a protocol of another type is left as it is.
 func TestDefect_UserProtocolReplaced(t *testing.T) {
 	mine := restjson1.New(nil)
 	c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}},
 		func(o *bedrockruntime.Options) { o.Protocol = mine }, middleware.WithBedrock())
-	if got := c.Options().Protocol; got != mine {
-		t.Errorf("the client's Protocol is %T after WithBedrock, not the *restjson1.Protocol set before it: "+
-			"WithBedrock's doc says a Protocol you set yourself is left as it is", got)
+	wrapper, ok := c.Options().Protocol.(interface {
+		Unwrap() smithyhttp.ClientProtocol
+	})
+	if !ok {
+		t.Fatalf("a restJson1 Protocol set before WithBedrock became %T; the doc says it is wrapped", c.Options().Protocol)
+	}
+	if got := wrapper.Unwrap(); got != smithyhttp.ClientProtocol(mine) {
+		t.Errorf("the wrapper serves requests with %T %p, not the restJson1 protocol set before WithBedrock (%p)", got, got, mine)
+	}
+
+	other := otherProtocol{mine}
+	c = bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}},
+		func(o *bedrockruntime.Options) { o.Protocol = other }, middleware.WithBedrock())
+	if got := c.Options().Protocol; got != smithyhttp.ClientProtocol(other) {
+		t.Errorf("a Protocol of another type set before WithBedrock became %T; the doc says it is left as it is", got)
 	}
 }
+
+// otherProtocol is a protocol of the user's own type.
+type otherProtocol struct{ smithyhttp.ClientProtocol }
