@@ -59,7 +59,24 @@
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call
-// before it is sent otherwise.
+// before it is sent otherwise. A budget is the client's retryer, for every
+// operation: with one, CallStart and the finalize middleware go on every
+// operation of the client, streaming or not (Converse, InvokeModel, ...),
+// so its limits hold there too; the stream middlewares go on streaming
+// operations only.
+//
+// # Observability
+//
+// The middlewares record through the client's own providers, not options
+// of their own (observe.go): metrics from the meter and the log mode the
+// client gives its Retry middleware (*retry.Attempt OperationMeter and
+// LogAttempts), spans from the operation's tracer on the context. Each 200
+// event stream gets an EventStream span, a child of the SDK's Attempt span,
+// that ends with the stream, so a failure after content, which comes after
+// the operation's span ended, still has a span to land on. The stream body
+// reports its end in one place (Read returning its sticky error, or the
+// read-ahead's failure), so every failure, whatever made it, is recorded
+// once. With the SDK's default no-op providers nothing is installed.
 //
 // Data flows one way: transport -> frame scanner (smithyext) -> classifier
 // (classify) -> typed error -> retryer or consumer.
@@ -69,11 +86,13 @@
 // [WithBedrock] is the one option for bedrockruntime clients. [APIOption]
 // is the same middlewares as a generic API option for any client, and
 // [AppendMiddlewares] installs them on every client made from an
-// aws.Config. Operations without a response event stream are left
-// untouched: the install step looks for the SDK's
-// OperationEventStreamDeserializer and steps aside when it is absent.
-// Operations with an input event stream (InvokeModelWithBidirectionalStream)
-// are left untouched too. A second installation on the same stack (config-
+// aws.Config. Without a budget, operations without a response event
+// stream are left untouched, at no cost per call: the install step looks
+// for the SDK's OperationEventStreamDeserializer and steps aside when it is
+// absent. Operations with an input event stream
+// (InvokeModelWithBidirectionalStream) get no stream middlewares either.
+// With a budget, all of them get the budget's two (see above). A second
+// installation on the same stack (config-
 // wide, then client, then call) installs nothing new; the options it sets
 // take precedence over the earlier ones, and those it leaves unset keep
 // their earlier values.

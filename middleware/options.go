@@ -79,11 +79,16 @@ func WithoutErrorEnvelopes() Option {
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
 //	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
 //
-// A call whose retryer is not built from the budget fails before it is
-// sent, with an error saying so: a budget is never silently off. Every
-// install marks when each call starts and counts its attempts, which the
-// budget's limits measure (a cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above
-// the budget's MaxAttempts does not lift it).
+// The budget is the client's retryer, so it holds for every operation of
+// the client, streaming or not: with WithBudget, the install puts the
+// call state the budget's limits measure (backoff.CallStart: each call's
+// start and attempts) and the retryer check on every operation, and the
+// event-stream middlewares on streaming ones only. A call whose
+// retryer is not built from the budget fails before it is sent, with an
+// error saying so: a budget is never silently off. A cfg.RetryMaxAttempts
+// or AWS_MAX_ATTEMPTS above the budget's MaxAttempts does not lift it.
+// Without a budget, operations without a response event stream are left
+// untouched.
 func WithBudget(budget *backoff.Budget) Option {
 	return func(o *Options) { o.Budget = budget }
 }
@@ -130,7 +135,7 @@ func resolveOptions(o Options) *resolved {
 		r.nonContent[e] = struct{}{}
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
-	r.finalize = &finalizeMiddleware{budget: r.budget}
+	r.finalize = &finalizeMiddleware{opts: r}
 	return r
 }
 
