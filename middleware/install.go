@@ -34,17 +34,32 @@ const (
 // InvokeModelWithResponseStream.
 //
 // WithBedrock also makes one client safe for many goroutines: smithy-go
-// v1.28.9 decodes every response stream of a client through one shared
-// event-stream codec, so concurrent streams race and, with an event type the
-// SDK does not know, receive each other's bytes (smithy-go #714). WithBedrock
-// gives each stream its own codec (protocol.go), at construction or per call.
-// A Protocol you set yourself in the client's options is left as it is.
+// v1.28.9 encodes and decodes every event stream of a client through one
+// shared event-stream codec, so concurrent streams race and, with an event
+// type the SDK does not know, receive each other's bytes (smithy-go #714).
+// WithBedrock gives each response stream its own codec, and each input event
+// (InvokeModelWithBidirectionalStream's Send) a codec of its own for the
+// time it is encoded (protocol.go), at construction or per call.
+//
+// Cost: at construction, none per stream measurable. Per call, build the
+// option once and pass the same value to every call: the isolation then
+// costs about 2 allocations per stream (codecs are pooled per option value);
+// an option built anew for every call pools nothing and costs about 9.
+//
+// To do this WithBedrock wraps the client's Protocol option when it is a
+// restJson1 protocol (*restjson1.Protocol), which bedrockruntime.New always
+// sets before applying options; a restJson1 protocol you set yourself cannot
+// be told apart from it and is wrapped too (its requests and responses still
+// go through it; only event-stream messages use WithBedrock's codecs). A
+// protocol of any other type is left as it is, and then its streams are
+// isolated only if it does that itself.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
+	codecs := newCodecPool()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
-		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
+		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
