@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamstatus/streamstatus/backoff"
-	"github.com/streamstatus/streamstatus/integration/redistest"
+	"github.com/streamstatus/streamstatus/integration/fake/redistest"
 )
 
 // recLogger records what a RedisBucket logs.

@@ -29,6 +29,7 @@ var readmePackages = map[string]string{
 	"classify":         "github.com/streamstatus/streamstatus/classify",
 	"middleware":       "github.com/streamstatus/streamstatus/middleware",
 	"smithyext":        "github.com/streamstatus/streamstatus/smithyext",
+	"redis":            "github.com/redis/go-redis/v9",
 	"context":          "context",
 	"errors":           "errors",
 	"fmt":              "fmt",
@@ -86,9 +87,12 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	file.WriteString(")\n")
 	file.Write(src.Bytes())
 
-	// Build it in the module as if it were a package of it, with an overlay:
-	// nothing is written into the source tree.
-	root, err := filepath.Abs("..")
+	// Build it in the integration module (this directory) as if it were a
+	// package of it, with an overlay: nothing is written into the source
+	// tree. Running from here, not the repository root, keeps the build in
+	// this module with or without the go.work (integration/compat.sh runs
+	// with GOWORK=off).
+	here, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +102,13 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 		t.Fatal(err)
 	}
 	overlay, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-		filepath.Join(root, "integration", "readmesnippets", "snippets.go"): gen}})
+		filepath.Join(here, "readmesnippets", "snippets.go"): gen}})
 	overlayFile := filepath.Join(dir, "overlay.json")
 	if err := os.WriteFile(overlayFile, overlay, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-overlay", overlayFile, "-o", os.DevNull, "./integration/readmesnippets")
-	cmd.Dir = root
+	cmd := exec.Command("go", "build", "-overlay", overlayFile, "-o", os.DevNull, "./readmesnippets")
+	cmd.Dir = here
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("README.md's go snippets do not compile: %v\n%s\ngenerated file:\n%s", err, out, numbered(file.String()))
 	}

@@ -55,12 +55,20 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
+	body.obs = newStreamObserver(ctx, info, m.opts.classifier, reqOf(in))
 	if err := body.readAhead(); err != nil {
+		body.obs.end(err, false, body.info.Events)
 		_ = body.Close()
 		return out, md, err
 	}
 	resp.Body = body
 	return out, md, nil
+}
+
+// reqOf returns the HTTP request of a deserialize input, or nil.
+func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
+	req, _ := in.Request.(*smithyhttp.Request)
+	return req
 }
 
 // streamBody is the response body the SDK's event reader sees. It replays
@@ -83,6 +91,11 @@ type streamBody struct {
 	pending []byte // wire bytes not yet handed to the SDK's reader
 	next    []byte // after pending: the read-ahead's content frame, in the scanner's buffer
 	err     error  // sticky: returned once pending and next are drained
+
+	obs *streamObserver // nil unless the client traces, meters or logs retries
+	// content: the stream delivered its first content event (one not in
+	// the non-content set); kept only while observing.
+	content bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,10 +141,14 @@ func (b *streamBody) readAhead() error {
 		isEvent := f.MessageType() == smithyext.MessageTypeEvent
 		if isEvent {
 			events++
+			b.obs.event()
 		}
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
 		if isEvent && (!nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit) {
-			b.next = f.Bytes() // the first content: replayed from the scanner's buffer
+			if !nonContent {
+				b.firstContent()
+			}
+			b.next = f.Bytes() // the first content (or the limit's overflow): replayed from the scanner's buffer
 			break
 		}
 		ahead = append(ahead, f.Bytes()...) // non-content events; unknown message types go to the SDK, which reports them
@@ -148,6 +165,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		case b.next != nil:
 			b.pending, b.next = b.next, nil
 		case b.err != nil:
+			b.obs.end(b.err, true, b.info.Events) // the one place the stream's end is seen; records once
 			return 0, b.err
 		default:
 			b.nextFrame()
@@ -176,9 +194,29 @@ func (b *streamBody) nextFrame() {
 		}
 		if f.MessageType() == smithyext.MessageTypeEvent {
 			b.info.Events++
+			if b.obs != nil {
+				b.obs.event()
+				if !b.content {
+					if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
+						b.firstContent()
+					}
+				}
+			}
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	}
+}
+
+// firstContent records, once, that the stream delivered its first content
+// event. Non-content events (WithNonContentEvents) do not count, even the
+// one the read-ahead limit hands over early: a stream that sends only those
+// has no first chunk.
+func (b *streamBody) firstContent() {
+	if b.obs == nil || b.content {
+		return
+	}
+	b.content = true
+	b.obs.firstContent()
 }
 
 // failure classifies a frame that ends the stream: an exception, an error
@@ -196,6 +234,6 @@ func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
 
 // Close closes the underlying response body. Safe for concurrent calls.
 func (b *streamBody) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
+	b.closeOnce.Do(func() { b.obs.closed(); b.closeErr = b.src.Close() })
 	return b.closeErr
 }

@@ -61,6 +61,19 @@
 // checks that the attempt's retryer is the budget's, and fails the call
 // before it is sent otherwise.
 //
+// # Observability
+//
+// The middlewares record through the client's own providers, not options
+// of their own (observe.go): metrics from the meter and the log mode the
+// client gives its Retry middleware (*retry.Attempt OperationMeter and
+// LogAttempts), spans from the operation's tracer on the context. Each 200
+// event stream gets an EventStream span, a child of the SDK's Attempt span,
+// that ends with the stream, so a failure after content, which comes after
+// the operation's span ended, still has a span to land on. The stream body
+// reports its end in one place (Read returning its sticky error, or the
+// read-ahead's failure), so every failure, whatever made it, is recorded
+// once. With the SDK's default no-op providers nothing is installed.
+//
 // Data flows one way: transport -> frame scanner (smithyext) -> classifier
 // (classify) -> typed error -> retryer or consumer.
 //

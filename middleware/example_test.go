@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
@@ -17,12 +16,19 @@ import (
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
+// exampleCredentials are fixed keys for the fake endpoint, which only checks
+// that requests are signed. (Not credentials.NewStaticCredentialsProvider:
+// the library's go.mod leaves the credentials module to its users.)
+var exampleCredentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "example-secret"}, nil
+})
+
 // exampleConfig points a config at a fake Bedrock endpoint on 127.0.0.1.
 // Real programs use config.LoadDefaultConfig instead.
 func exampleConfig(srv *fake.Server) aws.Config {
 	return aws.Config{
 		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "example-secret", ""),
+		Credentials:  exampleCredentials,
 		BaseEndpoint: aws.String(srv.URL),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {

@@ -44,7 +44,7 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	apiOption := r.apiOption()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
-		o.Protocol = isolateEventStreams(o.Protocol) // one event-stream codec per stream: protocol.go
+		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
@@ -118,6 +118,9 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	}
 	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
+	}
+	if err := addObserver(stack); err != nil {
+		return err
 	}
 	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
 		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {

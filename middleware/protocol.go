@@ -2,9 +2,9 @@ package middleware
 
 import (
 	"io"
+	"reflect"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
@@ -77,9 +77,37 @@ func isolateEventStreams(p smithyhttp.ClientProtocol) smithyhttp.ClientProtocol 
 }
 
 // newEventCodec returns a codec of its own for one stream: a restJson1
-// protocol made exactly as bedrockruntime.New makes the client's.
+// protocol as bedrockruntime.New makes the client's. (restjson1.New ignores
+// its service schema in smithy-go v1.28.9; passing nil keeps this file free
+// of bedrockruntime/schemas, which exists only from bedrockruntime v1.63.0,
+// so the library still builds on the per-operation generation.)
 func newEventCodec() any {
-	return restjson1.New(schemas.AmazonBedrockFrontendService)
+	return restjson1.New(nil)
+}
+
+// clientProtocolType is the type of the Protocol field of a schema-serde
+// client's options.
+var clientProtocolType = reflect.TypeFor[smithyhttp.ClientProtocol]()
+
+// isolateClientProtocol isolates the event streams of the client whose
+// options opts points to (a *bedrockruntime.Options), when that client has a
+// Protocol option. Options.Protocol exists from bedrockruntime v1.63.0 (the
+// schema-serde generation); the per-operation generation before it builds a
+// decoder per stream and shares nothing, so there is nothing to do. The
+// field is reached by name because naming it in code would make v1.63.0
+// the library's floor for every user (see README "Compatibility"); it is
+// this package's own option struct argument, read and set once per
+// WithBedrock application, never an SDK internal.
+func isolateClientProtocol(opts any) {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	f := v.Elem().FieldByName("Protocol")
+	if !f.IsValid() || !f.CanSet() || f.Type() != clientProtocolType || f.IsNil() {
+		return
+	}
+	f.Set(reflect.ValueOf(isolateEventStreams(f.Interface().(smithyhttp.ClientProtocol))))
 }
 
 // DeserializeEventMessage decodes the next message of r with r's own codec.

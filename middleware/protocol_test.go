@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/eventstream"
@@ -49,7 +51,7 @@ func TestUpstreamCodecStillShared(t *testing.T) {
 
 // TestIsolateEventStreams pins which protocols WithBedrock replaces.
 func TestIsolateEventStreams(t *testing.T) {
-	sdk := restjson1.New(schemas.AmazonBedrockFrontendService)
+	sdk := restjson1.New(nil)
 	isolated := isolateEventStreams(sdk)
 	if _, ok := isolated.(*isolatedProtocol); !ok {
 		t.Fatalf("the SDK's restJson1 protocol became %T, want *isolatedProtocol", isolated)
@@ -69,16 +71,17 @@ type customProtocol struct{ smithyhttp.ClientProtocol }
 // message at a time, never share a codec, and each stream keeps its own
 // across its messages.
 func TestIsolatedProtocolOneCodecPerStream(t *testing.T) {
-	p := isolateEventStreams(restjson1.New(schemas.AmazonBedrockFrontendService))
+	schema, registry := responseStreamSchema(t)
+	p := isolateEventStreams(restjson1.New(nil))
 	a, b := benchBody(chunkFrames(3)), benchBody(chunkFrames(3))
 	var first smithyhttp.ClientProtocol
 	for i := range 3 {
 		for _, body := range []*streamBody{a, b} {
-			ev, err := p.DeserializeEventMessage(schemas.ResponseStream, bedrockruntime.TypeRegistry, body)
+			ev, err := p.DeserializeEventMessage(schema, registry, body)
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
-			if part, ok := ev.(*types.PayloadPart); !ok || string(part.Bytes) != fmt.Sprint(i) {
+			if part, ok := any(ev).(*types.PayloadPart); !ok || string(part.Bytes) != fmt.Sprint(i) {
 				t.Fatalf("message %d: got %#v", i, ev)
 			}
 		}
@@ -121,21 +124,22 @@ func benchBody(stream []byte) *streamBody {
 //
 //	go test -run '^$' -bench EventStreamIsolation -count 6 ./middleware/
 func BenchmarkEventStreamIsolation(b *testing.B) {
+	schema, registry := responseStreamSchema(b)
 	for _, events := range []int{0, 1, 100} {
 		stream := chunkFrames(events)
 		for _, side := range []struct {
 			name     string
 			protocol smithyhttp.ClientProtocol
 		}{
-			{"shared", restjson1.New(schemas.AmazonBedrockFrontendService)},
-			{"isolated", isolateEventStreams(restjson1.New(schemas.AmazonBedrockFrontendService))},
+			{"shared", restjson1.New(nil)},
+			{"isolated", isolateEventStreams(restjson1.New(nil))},
 		} {
 			b.Run(fmt.Sprintf("events=%d/side=%s", events, side.name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					body := benchBody(stream)
 					for n := 0; ; n++ {
-						_, err := side.protocol.DeserializeEventMessage(schemas.ResponseStream, bedrockruntime.TypeRegistry, body)
+						_, err := side.protocol.DeserializeEventMessage(schema, registry, body)
 						if err == io.EOF {
 							if n != events {
 								b.Fatalf("%d events decoded, want %d", n, events)
@@ -177,7 +181,7 @@ func TestPooledCodecKeepsNothing(t *testing.T) {
 	render := func(evs []smithy.Deserializable) string {
 		var out []string
 		for _, ev := range evs {
-			switch v := ev.(type) {
+			switch v := any(ev).(type) { // any(): before v1.63 PayloadPart is no smithy.Deserializable
 			case *types.PayloadPart:
 				out = append(out, "chunk:"+string(v.Bytes))
 			case *eventstream.UnknownUnionMember:
@@ -188,12 +192,13 @@ func TestPooledCodecKeepsNothing(t *testing.T) {
 		}
 		return strings.Join(out, "|")
 	}
-	codec := restjson1.New(schemas.AmazonBedrockFrontendService)
+	schema, registry := responseStreamSchema(t)
+	codec := restjson1.New(nil)
 	decodeAll := func(text string) []smithy.Deserializable {
 		var evs []smithy.Deserializable
 		r := bytes.NewReader(stream(text))
 		for {
-			ev, err := codec.DeserializeEventMessage(schemas.ResponseStream, bedrockruntime.TypeRegistry, r)
+			ev, err := codec.DeserializeEventMessage(schema, registry, r)
 			if err == io.EOF {
 				return evs
 			}
@@ -209,4 +214,85 @@ func TestPooledCodecKeepsNothing(t *testing.T) {
 	if after := render(first); after != before || !strings.Contains(before, "aaaa") {
 		t.Fatalf("the first stream's events changed when the codec decoded another:\nbefore %q\nafter  %q", before, after)
 	}
+}
+
+// TestWithBedrockIsolatesTheClientProtocol: WithBedrock, at construction,
+// replaces a schema-serde client's protocol with the isolated one.
+func TestWithBedrockIsolatesTheClientProtocol(t *testing.T) {
+	client := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1"}, WithBedrock())
+	opts := client.Options()
+	p := reflect.ValueOf(&opts).Elem().FieldByName("Protocol")
+	if !p.IsValid() {
+		t.Skip("bedrockruntime before v1.63.0 has no Protocol option and no shared codec")
+	}
+	if _, ok := p.Interface().(*isolatedProtocol); !ok {
+		t.Fatalf("client protocol after WithBedrock is %T, want *isolatedProtocol", p.Interface())
+	}
+}
+
+// responseStreamSchema returns the schema and type registry the SDK decodes
+// InvokeModelWithResponseStream's events with, recorded from one real call
+// against a canned response. They are read from a call rather than named
+// (bedrockruntime/schemas) because that package exists only from v1.63.0,
+// and naming it would raise every user's bedrockruntime floor; before
+// v1.63.0 there is no Protocol option and the test is skipped.
+func responseStreamSchema(tb testing.TB) (*smithy.Schema, *smithy.TypeRegistry) {
+	tb.Helper()
+	rec := &recordingProtocol{}
+	client := bedrockruntime.New(bedrockruntime.Options{
+		Region: "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET"}, nil
+		}),
+		HTTPClient: cannedStream(chunkFrames(1)),
+	}, func(o *bedrockruntime.Options) {
+		p := reflect.ValueOf(o).Elem().FieldByName("Protocol")
+		if !p.IsValid() {
+			return
+		}
+		rec.ClientProtocol = p.Interface().(smithyhttp.ClientProtocol)
+		p.Set(reflect.ValueOf(smithyhttp.ClientProtocol(rec)))
+	})
+	if rec.ClientProtocol == nil {
+		tb.Skip("bedrockruntime before v1.63.0 has no Protocol option and no shared codec")
+	}
+	out, err := client.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId: aws.String("m"), Body: []byte("{}"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stream := out.GetStream()
+	for range stream.Events() {
+	}
+	_ = stream.Close()
+	if rec.schema == nil || rec.types == nil {
+		tb.Fatalf("no event decoded through the client's protocol (stream error %v)", stream.Err())
+	}
+	return rec.schema, rec.types
+}
+
+// recordingProtocol records the schema and registry of the first event
+// decoded through it.
+type recordingProtocol struct {
+	smithyhttp.ClientProtocol
+	once   sync.Once
+	schema *smithy.Schema
+	types  *smithy.TypeRegistry
+}
+
+func (p *recordingProtocol) DeserializeEventMessage(schema *smithy.Schema, types *smithy.TypeRegistry, r io.Reader) (smithy.Deserializable, error) {
+	p.once.Do(func() { p.schema, p.types = schema, types })
+	return p.ClientProtocol.DeserializeEventMessage(schema, types, r)
+}
+
+// cannedStream answers every request with a 200 event stream of body.
+type cannedStream []byte
+
+func (c cannedStream) Do(*http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: 200,
+		Header:     http.Header{"Content-Type": {"application/vnd.amazon.eventstream"}},
+		Body:       io.NopCloser(bytes.NewReader(c)),
+	}, nil
 }

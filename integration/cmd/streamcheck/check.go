@@ -113,6 +113,7 @@ type sideRun struct {
 	attempts    [][]string // attempts[n-1]: the fault of each attempt of call n
 	serverCalls int
 	elapsed     time.Duration
+	recorded    *failureCounter // the plugin side's clients' MeterProvider; nil on the bare side
 }
 
 // runSide runs every call of the check on one side, against its own
@@ -146,6 +147,7 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 	if plugin {
 		s.name = pluginSide
 		clientOpts = pluginClientOptions(cfg)
+		s.recorded = newFailureCounter()
 	}
 
 	prog.start(s.name, cfg.calls)
@@ -156,7 +158,7 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := bedrockruntime.NewFromConfig(awsCfg, clientOpts...)
+			client := bedrockruntime.NewFromConfig(awsCfg, append(clientOpts, s.recorded.clientOption())...)
 			for n := range jobs {
 				o := doCall(ctx, cfg, client, n)
 				s.outcomes[n-1] = o

@@ -67,6 +67,10 @@ type sideFigures struct {
 	FirstEventP50Ms float64 `json:"first_event_p50_ms"`
 	FirstEventP99Ms float64 `json:"first_event_p99_ms"`
 	WallMs          float64 `json:"wall_ms"`
+	// Recorded is what the side's clients recorded through their
+	// MeterProvider: streamstatus.stream.failures by exception.type and
+	// position (plugin side only).
+	Recorded map[string]int64 `json:"recorded_failures,omitempty"`
 }
 
 // maxViolations bounds the violations listed (the count is always given).
@@ -126,7 +130,7 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 // figures cover.
 func figures(cfg checkConfig, s *sideRun, both []bool) sideFigures {
 	f := sideFigures{Name: s.name, Calls: cfg.calls, Failed: map[string]int{}, ServerCalls: s.serverCalls,
-		WallMs: ms(s.elapsed)}
+		WallMs: ms(s.elapsed), Recorded: s.recorded.snapshot()}
 	f.TransparentRetries = s.serverCalls - cfg.calls
 	var firsts []time.Duration
 	for i, o := range s.outcomes {
@@ -435,6 +439,12 @@ func (r *report) writeTable(w io.Writer) {
 	for _, k := range fkeys {
 		width = max(width, len("failed: "+k))
 	}
+	rkeys := make([]string, 0, len(r.Plugin.Recorded))
+	for k := range r.Plugin.Recorded {
+		rkeys = append(rkeys, k)
+		width = max(width, len("recorded: "+k))
+	}
+	sort.Strings(rkeys)
 	row := func(name, a, b string) { fmt.Fprintf(w, "%-*s %14s %14s\n", width, name, a, b) }
 	num := func(name string, f func(s sideFigures) int) {
 		row(name, fmt.Sprint(f(r.Bare)), fmt.Sprint(f(r.Plugin)))
@@ -457,6 +467,9 @@ func (r *report) writeTable(w io.Writer) {
 	dur("time to first event p50", func(s sideFigures) float64 { return s.FirstEventP50Ms })
 	dur("time to first event p99", func(s sideFigures) float64 { return s.FirstEventP99Ms })
 	dur("wall time", func(s sideFigures) float64 { return s.WallMs })
+	for _, k := range rkeys {
+		row("recorded: "+k, "-", fmt.Sprint(r.Plugin.Recorded[k]))
+	}
 
 	fmt.Fprintln(w, "\nrows:")
 	writeRowDefs(w)
@@ -500,6 +513,8 @@ var rowDefs = []struct{ name, def string }{
 		"those that got at least one event on both (the count is in the header of the row)"},
 	{"time to first event p99", "99th percentile of the same"},
 	{"wall time", "time the side took to run all its calls"},
+	{"recorded: CODE POSITION", "failures the streamstatus side's clients recorded through their MeterProvider " +
+		"(streamstatus.stream.failures by exception.type and position: before_content or after_content); the bare SDK records none"},
 }
 
 // rowDefinitions maps each row name to its definition.
