@@ -121,6 +121,9 @@ func (e *endpoint) Attempts(n int) []string {
 func (e *endpoint) answer(c fake.Call) fake.Response {
 	num, attempt, err := e.track(c)
 	if err != nil {
+		if e.cfg.log != nil {
+			e.logf("rejected %s %q: HTTP %d %q", c.Method, c.Path, http.StatusBadRequest, err.Error())
+		}
 		return fake.Response{Status: http.StatusBadRequest, ErrorType: "ValidationException", ErrorMessage: "streamcheck: " + err.Error()}
 	}
 	p := e.cfg.spec.choose(e.cfg.seed, num).forAttempt(c.Operation, attempt)
