@@ -21,8 +21,10 @@ import (
 // callHeader lets a client number its calls itself (see specHelp).
 const callHeader = "X-Streamcheck-Call"
 
-// maxTracked bounds how many calls the endpoint remembers for counting
+// maxTracked bounds how many calls serve's endpoint remembers for counting
 // attempts; the oldest are forgotten first, so a long serve run stays small.
+// The check's endpoints remember every call of the run (a few counts per
+// call, O(calls)), so [server calls] is checked for all of them.
 const maxTracked = 1 << 16
 
 // endpointConfig configures an endpoint.
@@ -32,6 +34,9 @@ type endpointConfig struct {
 	seed   int64
 	events int           // content events per healthy stream
 	delay  time.Duration // wait before each answer
+	// forgetAfter, when above 0, is how many calls the endpoint remembers
+	// (serve: maxTracked); 0 remembers every call (the check).
+	forgetAfter int
 	// log, when set, gets one line per request: call, attempt, operation,
 	// model and the fault injected. Never headers or bodies.
 	log io.Writer
@@ -216,8 +221,10 @@ func (e *endpoint) track(c fake.Call) (num, attempt int, err error) {
 		st = &callState{num: num}
 		e.calls[key] = st
 		e.byNum[num] = st
-		e.order = append(e.order, key)
-		if len(e.order) > maxTracked {
+		if e.cfg.forgetAfter > 0 {
+			e.order = append(e.order, key)
+		}
+		if e.cfg.forgetAfter > 0 && len(e.order) > e.cfg.forgetAfter {
 			old := e.order[0]
 			e.order = e.order[1:]
 			if gone := e.calls[old]; gone != nil && e.byNum[gone.num] == gone {

@@ -285,7 +285,7 @@ func violations(cfg checkConfig, s *sideRun) []string {
 		if o.envelope != "" {
 			bad(invEnvelope, "an %s envelope was delivered as an ordinary chunk", o.envelope)
 		}
-		if calls := len(s.attempts[i]); calls != e.serverCalls && s.attempts[i] != nil {
+		if calls := len(s.attempts[i]); calls != e.serverCalls {
 			why := "documented"
 			switch {
 			case e.fault == nil:
