@@ -60,6 +60,9 @@ type callState struct {
 	num      int
 	attempts int
 	faults   []string // the fault of each attempt, "" for none
+	// requestID is the x-amzn-RequestId the fake server answered the last
+	// attempt with.
+	requestID string
 }
 
 // checkLoopback rejects an address that is not host:port on a loopback
@@ -121,6 +124,17 @@ func (e *endpoint) Attempts(n int) []string {
 	return nil
 }
 
+// RequestID returns the x-amzn-RequestId the fake server answered call n's
+// last attempt with, or "" when the endpoint does not know call n.
+func (e *endpoint) RequestID(n int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.byNum[n]; st != nil {
+		return st.requestID
+	}
+	return ""
+}
+
 // answer is the fake server's script: it recognises the call, counts the
 // attempt, and answers with the call's healthy stream and its faults.
 func (e *endpoint) answer(c fake.Call) fake.Response {
@@ -150,8 +164,11 @@ func (e *endpoint) answer(c fake.Call) fake.Response {
 	}
 	desc := describePick(p)
 	e.mu.Lock()
-	if st := e.byNum[num]; st != nil && len(st.faults) < 64 {
-		st.faults = append(st.faults, desc)
+	if st := e.byNum[num]; st != nil {
+		if len(st.faults) < 64 {
+			st.faults = append(st.faults, desc)
+		}
+		st.requestID = c.RequestID
 	}
 	e.mu.Unlock()
 	if e.cfg.log != nil {

@@ -166,7 +166,7 @@ func check(ctx context.Context, cfg checkConfig, stdout, stderr io.Writer) int {
 			switch {
 			case !r.PluginInvariants.Met:
 				return exitFailed
-			case r.ToolTimeouts.Bare+r.ToolTimeouts.Plugin > 0:
+			case r.ToolTimeouts.Both > 0:
 				return exitInconclusive
 			}
 			return exitOK

@@ -113,7 +113,8 @@ func TestToolTimeoutsAreReportedApart(t *testing.T) {
 	timedOut := outcomeOf(labels, labels[:1], errTestDeadline)
 	timedOut.toolTimeout = true
 	ok := outcomeOf(labels, labels, nil)
-	s := &sideRun{name: pluginSide, attempts: [][]string{{""}, {""}}, outcomes: []outcome{timedOut, outcomeOf(streamLabels(opOf(2), 2, 3, checkModel), streamLabels(opOf(2), 2, 3, checkModel), nil)}}
+	s := &sideRun{name: pluginSide, attempts: [][]string{{""}, {""}}, outcomes: []outcome{timedOut, outcomeOf(streamLabels(opOf(2), 2, 3, checkModel), streamLabels(opOf(2), 2, 3, checkModel), nil)},
+		requestIDs: make([]string, 2), bodies: newBodyTracker(nil, 2)}
 	_ = ok
 	r := buildReport(cfg, s, s)
 	if !r.PluginInvariants.Met || r.ToolTimeouts.Plugin != 1 || !strings.Contains(r.ToolTimeouts.Explanation, "not counted as violations") {
