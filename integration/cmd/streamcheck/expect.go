@@ -181,12 +181,9 @@ type expectation struct {
 	// events is how many events the consumer must get when the call fails:
 	// exactly the healthy stream's first events.
 	events int
-	// upTo relaxes events for a reset: the consumer gets the first events
-	// in order, at most events of them. A TCP RST lets the client's kernel
-	// drop bytes that arrived but were not read yet (RFC 793 §3.4: on a
-	// reset "all segment queues should be flushed"), so no client can be
-	// held to all of them.
-	upTo bool
+	// (After a reset too: the fake waits until the client's kernel has
+	// acknowledged every frame before the reset, so a client reads them
+	// all; see fake.Reset.)
 	// doc is the documented row of the failure (when !complete).
 	doc documented
 	// kind is the StatusError kind of a failure without an HTTP status.
@@ -221,7 +218,7 @@ func expect(cfg checkConfig, n int) expectation {
 	}
 	e.beforeContent = first.kind.http || pos <= nonContentOf(op)
 	if !e.beforeContent {
-		e.serverCalls, e.events, e.upTo = 1, pos, first.kind.name == "reset"
+		e.serverCalls, e.events = 1, pos
 		return e
 	}
 	if !e.doc.retryable {
