@@ -231,7 +231,8 @@ func expect(cfg checkConfig, n int) expectation {
 			return e
 		}
 		if a == 1 {
-			e.fault, e.doc = end.fault, end.doc // a call that recovers is described by its first fault
+			// A call that recovers is described by its first fault.
+			e.fault, e.doc, e.beforeContent, e.stalled = end.fault, end.doc, end.beforeContent, end.stalled
 		}
 		if end.beforeContent && end.doc.retryable && a < maxAttempts {
 			continue

@@ -342,6 +342,8 @@ func violations(cfg checkConfig, bare, s *sideRun) []string {
 			switch {
 			case e.fault == nil:
 				why = "no fault"
+			case e.stalled && e.complete:
+				why = "stalled before content: retried until an attempt was not cut"
 			case e.stalled && e.beforeContent:
 				why = "stalled before content on every attempt: retried until the retryer's attempts ran out"
 			case e.stalled:
@@ -529,7 +531,7 @@ func (r *report) writeTable(w io.Writer) {
 			}
 			return roundForTable(v)
 		}
-		fmt.Fprintf(w, "streamstatus side: first-event timeout %s, idle timeout %s (the bare SDK waits out every pause)\n",
+		fmt.Fprintf(w, "streamstatus side: first-event timeout %s, idle timeout %s (none on the bare side: it waits out every pause)\n",
 			timeout(r.FirstEventTimeoutMs), timeout(r.IdleTimeoutMs))
 	}
 	fmt.Fprintf(w, "\nfaults on first attempts (a call gets at most one, plus any slow; -faults %q):\n", r.Faults)
