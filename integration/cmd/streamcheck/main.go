@@ -117,10 +117,10 @@ func checkFlags(cfg *checkConfig, faults *string) *flag.FlagSet {
 	fs.BoolVar(&cfg.progress, "progress", false, "show the progress line even when stderr is not a terminal")
 	fs.DurationVar(&cfg.firstEventTimeout, "first-event-timeout", 0, "streamstatus side only: middleware.WithFirstEventTimeout; "+
 		"pauses (slow faults) before the first content event that add up to more fail the attempt as a StreamStalled stall the "+
-		"retryer retries (0: off; the bare SDK waits them out)")
+		"retryer retries (0: off; the bare SDK waits them out); pauses within max(D/4, 50ms) of D are refused as unpredictable")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 0, "streamstatus side only: middleware.WithIdleTimeout; a pause longer "+
 		"than 1.25 × this fails the stream as a StreamStalled stall: retried before content, stream.Err() after it, "+
-		"with the events before the pause (0: off)")
+		"with the events before the pause (0: off); pauses from D - max(D/4, 50ms) to 1.25 × D + max(D/4, 50ms) are refused as unpredictable")
 	return fs
 }
 
