@@ -7,6 +7,7 @@ import (
 
 	smithy "github.com/aws/smithy-go"
 
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -82,15 +83,15 @@ func (e *EnvelopeError) ErrorFault() smithy.ErrorFault { return smithy.FaultUnkn
 // top-level "type" is "error", in any layout) and nil for anything else. On
 // ordinary content it allocates nothing and usually stops at the chunk's
 // first key.
-func (c *Classifier) EnvelopeDetector(service, operation string) func(Stream, *smithyext.Frame) *smithyext.StatusError {
+func (c *Classifier) EnvelopeDetector(service, operation string) func(Stream, *framing.Frame) *smithyext.StatusError {
 	if service != "Bedrock Runtime" || operation != "InvokeModelWithResponseStream" {
 		return nil
 	}
 	return c.envelope
 }
 
-func (c *Classifier) chunkEnvelope(s Stream, f *smithyext.Frame) *smithyext.StatusError {
-	if f.MessageType() != smithyext.MessageTypeEvent || string(f.EventType()) != "chunk" || !mayBeEnvelope(f.Payload()) {
+func (c *Classifier) chunkEnvelope(s Stream, f *framing.Frame) *smithyext.StatusError {
+	if f.MessageType() != framing.MessageTypeEvent || string(f.EventType()) != "chunk" || !mayBeEnvelope(f.Payload()) {
 		return nil
 	}
 	var chunk struct {

@@ -9,10 +9,11 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-func chunk(t testing.TB, payload string) *smithyext.Frame {
+func chunk(t testing.TB, payload string) *framing.Frame {
 	t.Helper()
 	var m eventstream.Message
 	m.Headers.Set(":message-type", eventstream.StringValue("event"))
@@ -22,7 +23,7 @@ func chunk(t testing.TB, payload string) *smithyext.Frame {
 	if err := eventstream.NewEncoder().Encode(&buf, m); err != nil {
 		t.Fatal(err)
 	}
-	f, err := smithyext.NewScanner(&buf).Next()
+	f, err := framing.NewScanner(&buf).Next()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -85,8 +86,8 @@ func TestOverrideRows(t *testing.T) {
 
 func TestReadError(t *testing.T) {
 	c := classify.Default()
-	truncated := &smithyext.FrameError{Err: smithyext.ErrTruncated, Cause: io.ErrUnexpectedEOF}
-	corrupt := &smithyext.FrameError{Err: smithyext.ErrMessageCRC}
+	truncated := &framing.FrameError{Err: framing.ErrTruncated, Cause: io.ErrUnexpectedEOF}
+	corrupt := &framing.FrameError{Err: framing.ErrMessageCRC}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
 
 	se := c.ReadError(context.Background(), bedrock, truncated)
@@ -98,7 +99,7 @@ func TestReadError(t *testing.T) {
 		t.Fatalf("reset: %+v", se)
 	}
 	se = c.ReadError(context.Background(), bedrock, corrupt)
-	if se.Retryable || se.Code != classify.CodeCorruptFrame || se.Kind != smithyext.KindCorrupt || !errors.Is(se, smithyext.ErrMessageCRC) {
+	if se.Retryable || se.Code != classify.CodeCorruptFrame || se.Kind != smithyext.KindCorrupt || !errors.Is(se, framing.ErrMessageCRC) {
 		t.Fatalf("corrupt: %+v", se)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

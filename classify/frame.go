@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	smithy "github.com/aws/smithy-go"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -37,11 +38,11 @@ type Kind = smithyext.Kind
 // is decoded into the rule's modeled error, which becomes StatusError.Err.
 // For an error message (:error-code, :error-message), the code is looked up
 // like an exception type.
-func (c *Classifier) Frame(s Stream, f *smithyext.Frame) *smithyext.StatusError {
+func (c *Classifier) Frame(s Stream, f *framing.Frame) *smithyext.StatusError {
 	switch f.MessageType() {
-	case smithyext.MessageTypeException:
+	case framing.MessageTypeException:
 		return c.Exception(s, string(f.ExceptionType()), f.Payload())
-	case smithyext.MessageTypeError:
+	case framing.MessageTypeError:
 		code := string(f.ErrorCode())
 		if code == "" {
 			code = "UnknownError"
@@ -120,8 +121,8 @@ func (c *Classifier) ReadError(ctx context.Context, s Stream, err error) *smithy
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return s.statusError(smithyext.KindTransport, Outcome{Code: CodeRequestCanceled}, "the call's context ended while the stream was read: "+ctxErr.Error(), errors.Join(ctxErr, err))
 	}
-	var fe *smithyext.FrameError
-	if errors.As(err, &fe) && !errors.Is(err, smithyext.ErrTruncated) {
+	var fe *framing.FrameError
+	if errors.As(err, &fe) && !errors.Is(err, framing.ErrTruncated) {
 		return s.statusError(smithyext.KindCorrupt, Outcome{Code: CodeCorruptFrame, Fault: smithy.FaultServer},
 			"the stream carried a corrupt frame; sending the request again is unlikely to help: "+err.Error(), err)
 	}

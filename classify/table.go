@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 
 	smithy "github.com/aws/smithy-go"
@@ -79,7 +80,7 @@ func JSON[T any, PT interface {
 type Classifier struct {
 	services map[string]map[string]Rule
 	generic  map[string]Rule
-	envelope func(Stream, *smithyext.Frame) *smithyext.StatusError // c.chunkEnvelope, bound once
+	envelope func(Stream, *framing.Frame) *smithyext.StatusError // c.chunkEnvelope, bound once
 }
 
 // New returns a Classifier over the given tables. Rows of later tables

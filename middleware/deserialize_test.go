@@ -10,6 +10,7 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -131,7 +132,7 @@ func TestTruncatedStreamIsRetryableBeforeContent(t *testing.T) {
 	f := event(t, "chunk")
 	_, _, err := body(t, nil, f[:len(f)-3])
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || !se.Retryable || se.Kind != smithyext.KindTransport || !errors.Is(err, smithyext.ErrTruncated) {
+	if !errors.As(err, &se) || !se.Retryable || se.Kind != smithyext.KindTransport || !errors.Is(err, framing.ErrTruncated) {
 		t.Fatalf("want a retryable transport error, got %v", err)
 	}
 }
@@ -141,7 +142,7 @@ func TestCorruptFrameIsNotRetryable(t *testing.T) {
 	f[len(f)-1] ^= 0xff
 	_, _, err := body(t, nil, f)
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Retryable || se.Kind != smithyext.KindCorrupt || !errors.Is(err, smithyext.ErrMessageCRC) {
+	if !errors.As(err, &se) || se.Retryable || se.Kind != smithyext.KindCorrupt || !errors.Is(err, framing.ErrMessageCRC) {
 		t.Fatalf("want a permanent corrupt-frame error, got %v", err)
 	}
 }

@@ -95,7 +95,7 @@
 // read-ahead's failure), so every failure, whatever made it, is recorded
 // once. With the SDK's default no-op providers nothing is installed.
 //
-// Data flows one way: transport -> frame scanner (smithyext) -> classifier
+// Data flows one way: transport -> frame scanner (internal/framing) -> classifier
 // (classify) -> typed error -> retryer or consumer.
 //
 // # Installing
