@@ -28,7 +28,7 @@ func TestRetryStreamQuotaErrorIsReachable(t *testing.T) {
 		t.Fatalf("%d attempts, err %v; want 2 attempts and a reachable *QuotaExceededError", *n, err)
 	}
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.StatusCode != 429 || !errors.As(err, new(*types.ThrottlingException)) {
+	if !errors.As(err, &se) || se.Status != 429 || !errors.As(err, new(*types.ThrottlingException)) {
 		t.Fatalf("err %v: want the last attempt's StatusError (429) and ThrottlingException", err)
 	}
 	if strings.Contains(err.Error(), "\n") || classify.Classify(err).Attempts != 2 {

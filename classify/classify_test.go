@@ -47,8 +47,8 @@ func TestExceptionRows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			se := c.Exception(bedrock, tt.exceptionType, []byte(tt.payload))
-			if se.Code != tt.code || se.StatusCode != tt.status || se.Retryable != tt.retryable || se.Throttle != tt.throttle {
-				t.Fatalf("got code=%s status=%d retryable=%v throttle=%v", se.Code, se.StatusCode, se.Retryable, se.Throttle)
+			if se.Code != tt.code || se.Status != tt.status || se.Retryable != tt.retryable || se.Throttle != tt.throttle {
+				t.Fatalf("got code=%s status=%d retryable=%v throttle=%v", se.Code, se.Status, se.Retryable, se.Throttle)
 			}
 			if !tt.modeled(se) {
 				t.Fatalf("Unwrap = %T", se.Unwrap())
@@ -76,7 +76,7 @@ func TestOverrideRows(t *testing.T) {
 	if se := c.Exception(bedrock, "throttlingException", nil); se.Retryable || se.Throttle {
 		t.Fatalf("override ignored: %+v", se)
 	}
-	if se := c.Exception(bedrock, "internalServerException", nil); !se.Retryable || se.StatusCode != 500 {
+	if se := c.Exception(bedrock, "internalServerException", nil); !se.Retryable || se.Status != 500 {
 		t.Fatalf("rows not overridden were lost: %+v", se)
 	}
 	if se := classify.Default().Exception(bedrock, "throttlingException", nil); !se.Retryable {
@@ -95,7 +95,7 @@ func TestReadError(t *testing.T) {
 		t.Fatalf("truncated: %+v", se)
 	}
 	se = c.ReadError(context.Background(), bedrock, reset)
-	if !se.Retryable || se.StatusCode != 0 || !errors.Is(se, reset) {
+	if !se.Retryable || se.Status != 0 || !errors.Is(se, reset) {
 		t.Fatalf("reset: %+v", se)
 	}
 	se = c.ReadError(context.Background(), bedrock, corrupt)

@@ -85,7 +85,7 @@ func Classify(err error) Result {
 	}
 	var se *smithyext.StatusError
 	if errors.As(err, &se) {
-		r.Source, r.Status, r.Code, r.Message = SourceStream, se.StatusCode, se.ErrorCode(), se.Message
+		r.Source, r.Status, r.Code, r.Message = SourceStream, se.Status, se.ErrorCode(), se.Message
 		r.Retryable, r.Throttle, r.RequestID, r.Events = se.Retryable, se.Throttle, se.RequestID, se.Events
 		if se.Code == CodeRequestCanceled {
 			r.Source = SourceCanceled

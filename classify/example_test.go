@@ -45,9 +45,9 @@ func ExampleNew() {
 	c := classify.New(append(classify.DefaultTables(), overrides, mine)...)
 
 	se := c.Exception(classify.Stream{Service: "Bedrock Runtime"}, "validationException", nil)
-	fmt.Println(se.Code, se.StatusCode, se.Retryable)
+	fmt.Println(se.Code, se.Status, se.Retryable)
 	se = c.Exception(classify.Stream{Service: "My Streaming Service"}, "backpressureException", nil)
-	fmt.Println(se.Code, se.StatusCode, se.Throttle)
+	fmt.Println(se.Code, se.Status, se.Throttle)
 	// Pass c to the middlewares with middleware.WithClassifier(c).
 	// Output:
 	// ValidationException 400 true

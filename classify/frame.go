@@ -22,7 +22,7 @@ type Stream struct {
 func (s Stream) statusError(kind Kind, o Outcome, msg string, cause error) *smithyext.StatusError {
 	return &smithyext.StatusError{
 		Service: s.Service, Operation: s.Operation, RequestID: s.RequestID, Events: s.Events,
-		Kind: kind, Code: o.Code, Message: msg, StatusCode: o.Status,
+		Kind: kind, Code: o.Code, Message: msg, Status: o.Status,
 		Retryable: o.Retryable, Throttle: o.Throttle, Fault: o.Fault, Err: cause,
 	}
 }

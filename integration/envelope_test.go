@@ -73,7 +73,7 @@ func checkEnvelope(t *testing.T, err error, errType string, status int, retryabl
 	if !errors.As(err, &se) {
 		t.Fatalf("want a StatusError, got %T %v", err, err)
 	}
-	if se.Kind != smithyext.KindEnvelope || se.Code != errType || se.StatusCode != status || se.Retryable != retryable ||
+	if se.Kind != smithyext.KindEnvelope || se.Code != errType || se.Status != status || se.Retryable != retryable ||
 		se.Throttle != throttle || se.Events != events || se.Message != "It failed" {
 		t.Fatalf("got %+v", se)
 	}

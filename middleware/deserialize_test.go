@@ -83,7 +83,7 @@ func TestReadAheadStopsAtFirstContent(t *testing.T) {
 	}
 	got, err := io.ReadAll(b)
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Events != 2 || se.StatusCode != 429 {
+	if !errors.As(err, &se) || se.Events != 2 || se.Status != 429 {
 		t.Fatalf("want a 429 after 2 events, got %v", err)
 	}
 	if !bytes.Equal(got, bytes.Join(frames[:2], nil)) {
@@ -94,7 +94,7 @@ func TestReadAheadStopsAtFirstContent(t *testing.T) {
 func TestExceptionBeforeContentFailsTheCall(t *testing.T) {
 	b, src, err := body(t, nil, event(t, "messageStart"), frame(t, "exception", eventstream.ExceptionTypeHeader, "internalServerException", `{}`))
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Events != 0 || se.StatusCode != 500 {
+	if !errors.As(err, &se) || se.Events != 0 || se.Status != 500 {
 		t.Fatalf("want a 500 before any event, got %v", err)
 	}
 	_ = b.Close()

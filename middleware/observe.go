@@ -328,8 +328,8 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 		}
 		set(attrException, code)
 		set(attrErrorType, code)
-		if se.StatusCode != 0 {
-			set(attrStatusCode, se.StatusCode)
+		if se.Status != 0 {
+			set(attrStatusCode, se.Status)
 		}
 		set(attrRetryable, se.Retryable)
 		set(attrThrottle, se.Throttle)
@@ -348,8 +348,8 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 	}
 	if o.call != nil && o.call.log {
 		status := "no HTTP status"
-		if se.StatusCode != 0 {
-			status = fmt.Sprintf("HTTP %d", se.StatusCode)
+		if se.Status != 0 {
+			status = fmt.Sprintf("HTTP %d", se.Status)
 		}
 		smithymiddleware.GetLogger(o.ctx).Logf(logging.Debug,
 			"event stream failure %s/%s: %s (%s, retryable=%t, throttle=%t), %s after %d events, source %s, request id %s",

@@ -11,7 +11,7 @@ import (
 func ExampleStatusError() {
 	err := error(&smithyext.StatusError{
 		Service: "Bedrock Runtime", Operation: "ConverseStream", Kind: smithyext.KindException,
-		Code: "ThrottlingException", Message: "Too many requests", StatusCode: 429,
+		Code: "ThrottlingException", Message: "Too many requests", Status: 429,
 		Retryable: true, Throttle: true, RequestID: "1a2b", Events: 3,
 	})
 	fmt.Println(err)
