@@ -15,16 +15,18 @@ import (
 	cb "github.com/cenkalti/backoff/v4"
 
 	"github.com/streamstatus/streamstatus/backoff"
+
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-var bedrock = classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
+var bedrock = streamerr.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
 
 func exception(t string, payload string, events int) *smithyext.StatusError {
 	s := bedrock
 	s.Events = events
-	return classify.Default().Exception(s, t, []byte(payload))
+	return streamerr.New(classify.New(classify.DefaultTables()...)).Exception(s, t, []byte(payload))
 }
 
 func TestShapeDelayStaysInItsRange(t *testing.T) {

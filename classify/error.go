@@ -167,3 +167,18 @@ func (StatusThrottle) IsErrorThrottle(err error) aws.Ternary {
 	}
 	return aws.UnknownTernary
 }
+
+// Codes for failures that have no service error code.
+const (
+	// CodeStreamInterrupted is the code of a stream that broke in transport:
+	// a reset or closed connection, or an end of stream inside a frame.
+	CodeStreamInterrupted = "StreamInterrupted"
+	// CodeCorruptFrame is the code of a frame that failed validation.
+	CodeCorruptFrame = "CorruptFrame"
+	// CodeRequestCanceled is the code of a stream ended by its context.
+	CodeRequestCanceled = "RequestCanceled"
+	// CodeStreamStalled is the code of a stream that stalled: no content
+	// event within the first-event timeout, or no byte within the idle
+	// timeout (middleware.WithFirstEventTimeout, WithIdleTimeout).
+	CodeStreamStalled = "StreamStalled"
+)

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	smithy "github.com/aws/smithy-go"
+
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -80,8 +83,8 @@ func checkEnvelope(t *testing.T, err error, errType string, status int, retryabl
 	if got, _ := statusOf(err); got != status {
 		t.Fatalf("errors.As status %d, want %d", got, status)
 	}
-	var env *classify.EnvelopeError
-	if !errors.As(err, &env) || env.Type != errType {
+	var env *smithy.GenericAPIError
+	if !errors.As(err, &env) || env.Code != errType || env.Message != "It failed" {
 		t.Fatalf("envelope detail not reachable: %v", err)
 	}
 }
@@ -127,7 +130,7 @@ func TestEnvelopesCanBeTurnedOff(t *testing.T) {
 // TestEnvelopesOnlyOnInvokeModelWithResponseStream: ConverseStream never
 // carries provider bytes, so nothing is inspected there.
 func TestEnvelopesOnlyOnInvokeModelWithResponseStream(t *testing.T) {
-	c := classify.Default()
+	c := streamerr.New(classify.New(classify.DefaultTables()...))
 	if c.EnvelopeDetector("Bedrock Runtime", "ConverseStream") != nil || c.EnvelopeDetector("SageMaker Runtime", "InvokeEndpointWithResponseStream") != nil {
 		t.Fatal("envelope detection applies beyond InvokeModelWithResponseStream")
 	}

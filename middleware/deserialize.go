@@ -13,8 +13,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
-	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -49,7 +49,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		return out, md, nil
 	}
 
-	info := classify.Stream{
+	info := streamerr.Stream{
 		Service:   awsmiddleware.GetServiceID(ctx),
 		Operation: awsmiddleware.GetOperationName(ctx),
 		RequestID: resp.Header.Get("X-Amzn-Requestid"),
@@ -94,11 +94,11 @@ type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
 	scan framing.Scanner
-	info classify.Stream
+	info streamerr.Stream
 	opts *resolved
 	// envelope detects in-band error envelopes in events; nil when none
 	// apply to this operation.
-	envelope func(classify.Stream, *framing.Frame) *smithyext.StatusError
+	envelope func(streamerr.Stream, *framing.Frame) *smithyext.StatusError
 
 	// mu is held by Read for the whole call, and by Close only to release
 	// the buffers (after closing src, which ends a Read blocked on it).
@@ -125,7 +125,7 @@ type streamBody struct {
 	codec *restjson1.Protocol
 }
 
-func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
+func newStreamBody(ctx context.Context, src io.ReadCloser, info streamerr.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
 	if opts.firstEvent > 0 || opts.idle > 0 {
 		b.guard.start(src, b.closeSrc, opts.firstEvent, opts.idle)

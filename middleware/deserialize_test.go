@@ -9,8 +9,8 @@ import (
 
 	"github.com/aws/smithy-go/eventstream"
 
-	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -44,7 +44,7 @@ func body(t *testing.T, opts []Option, frames ...[]byte) (*streamBody, *closeRec
 	t.Helper()
 	src := &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}
 	r := resolve(opts)
-	b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, r)
+	b := newStreamBody(context.Background(), src, streamerr.Stream{Service: "Bedrock Runtime"}, r)
 	return b, src, b.readAhead()
 }
 
@@ -155,7 +155,7 @@ func TestPassThroughAllocatesNothingPerFrame(t *testing.T) {
 	buf := make([]byte, 4096)
 	allocs := testing.AllocsPerRun(20, func() {
 		src.Reader = bytes.NewReader(stream)
-		b := newStreamBody(context.Background(), src, classify.Stream{}, r)
+		b := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
 		if err := b.readAhead(); err != nil {
 			t.Fatal(err)
 		}

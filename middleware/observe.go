@@ -18,6 +18,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
+
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -185,7 +187,7 @@ type streamObserver struct {
 	span tracing.Span  // nil when not tracing
 	// classifier tells the codes its tables know from codes that came
 	// off the wire; see code.
-	classifier *classify.Classifier
+	classifier *streamerr.Classifier
 	service    string
 	method     string
 	provider   string
@@ -197,7 +199,7 @@ type streamObserver struct {
 	events  atomic.Int64 // events handed to the reader, for a span closed early
 }
 
-func newStreamObserver(ctx context.Context, info classify.Stream, classifier *classify.Classifier, req *smithyhttp.Request) *streamObserver {
+func newStreamObserver(ctx context.Context, info streamerr.Stream, classifier *streamerr.Classifier, req *smithyhttp.Request) *streamObserver {
 	call, _ := ctx.Value(callObserverKey{}).(*callObserver)
 	tracer, _ := tracing.GetOperationTracer(ctx)
 	traced := tracer != nopTracer

@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // DefaultNonContentEvents are the event types that do not count as content:
@@ -27,7 +28,7 @@ const DefaultReadAheadLimit = 64 << 10
 // Options configure the middlewares.
 type Options struct {
 	// Classifier maps exceptions to status, code and retry decision.
-	// Defaults to classify.Default().
+	// Defaults to classify.New(classify.DefaultTables()...).
 	Classifier *classify.Classifier
 
 	// NonContentEvents lists the :event-type values that do not count as
@@ -143,7 +144,7 @@ func WithIdleTimeout(d time.Duration) Option {
 // resolved is Options after defaults, in the form the middlewares use.
 type resolved struct {
 	given          Options // as the options set them, before defaults
-	classifier     *classify.Classifier
+	classifier     *streamerr.Classifier
 	nonContent     map[string]struct{}
 	readAheadLimit int
 	budget         *backoff.Budget
@@ -171,10 +172,12 @@ func resolve(opts []Option) *resolved {
 }
 
 func resolveOptions(o Options) *resolved {
-	r := &resolved{given: o, classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
-	if r.classifier == nil {
-		r.classifier = classify.Default()
+	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
+	c := o.Classifier
+	if c == nil {
+		c = classify.New(classify.DefaultTables()...)
 	}
+	r.classifier = streamerr.New(c)
 	if r.readAheadLimit <= 0 {
 		r.readAheadLimit = DefaultReadAheadLimit
 	}
