@@ -61,7 +61,7 @@ func TestRetryStreamChecksTheLongestDelay(t *testing.T) {
 		b.MaxAttempts = 10
 		b.MaxElapsed = 1200 * time.Millisecond
 		b.Transient = backoff.Shape{Initial: time.Second, Max: time.Second, Multiplier: 1, Jitter: 0.9}
-		b.Clock = clock
+		b.Now = clock.Now
 	})
 	for i := 0; i < 30; i++ {
 		open, n := script(attempt{err: exception("internalServerException", `{}`, 0)})

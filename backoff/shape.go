@@ -63,7 +63,7 @@ func (s Shape) validate(field string) error {
 
 // exponential returns a fresh cenkalti ExponentialBackOff with this shape.
 // maxElapsed 0 means no limit.
-func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.ExponentialBackOff {
+func (s Shape) exponential(maxElapsed time.Duration, now func() time.Time) *cb.ExponentialBackOff {
 	eb := &cb.ExponentialBackOff{
 		InitialInterval:     s.Initial,
 		RandomizationFactor: s.Jitter,
@@ -71,7 +71,7 @@ func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.Exponen
 		MaxInterval:         s.Max,
 		MaxElapsedTime:      maxElapsed,
 		Stop:                cb.Stop,
-		Clock:               clock,
+		Clock:               clockFunc(now),
 	}
 	eb.Reset()
 	return eb
@@ -80,7 +80,7 @@ func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.Exponen
 // Delay returns a delay before retry n (1 is the first retry), drawn from
 // the shape.
 func (s Shape) Delay(n int) time.Duration {
-	eb := s.exponential(0, cb.SystemClock)
+	eb := s.exponential(0, time.Now)
 	var d time.Duration
 	for i := 0; i < max(n, 1); i++ {
 		d = eb.NextBackOff()
@@ -97,3 +97,9 @@ func (s Shape) MaxDelay(n int) time.Duration {
 	d = min(d, float64(s.Max))
 	return time.Duration(d*(1+s.Jitter)) + 1
 }
+
+// clockFunc is a cenkalti Clock reading the time from a func, so that
+// Budget.Now keeps cenkalti's types out of this package's API.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
