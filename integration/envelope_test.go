@@ -115,11 +115,11 @@ func TestContentMentioningErrorIsDelivered(t *testing.T) {
 	}
 }
 
-// TestEnvelopesCanBeTurnedOff: with WithoutErrorEnvelopes the envelope is
+// TestEnvelopesCanBeTurnedOff: with WithDisableErrorEnvelopes the envelope is
 // content again, as with the bare SDK.
 func TestEnvelopesCanBeTurnedOff(t *testing.T) {
 	srv := newServer(t)
-	c := newClient(srv, clientOption, 3, middleware.WithoutErrorEnvelopes())
+	c := newClient(srv, clientOption, 3, middleware.WithDisableErrorEnvelopes())
 	srv.Enqueue(fake.Response{Steps: []fake.Step{fake.AnthropicError("overloaded_error", "Overloaded")}})
 	res := invokeStream.run(context.Background(), c)
 	if res.callErr != nil || res.streamErr != nil || len(res.events) != 1 || srv.CallCount() != 1 {

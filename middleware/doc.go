@@ -45,7 +45,7 @@
 // An event whose payload is an in-band error envelope (an Anthropic
 // {"type":"error"} chunk on InvokeModelWithResponseStream) counts as an
 // exception, before and after content, and is never delivered; see
-// [WithoutErrorEnvelopes].
+// [WithDisableErrorEnvelopes].
 //
 // After content, frames pass through one at a time. An exception, error
 // message or transport failure then ends the body with a StatusError that

@@ -37,13 +37,15 @@ type Options struct {
 	NonContentEvents []string
 
 	// ReadAheadLimit bounds the bytes of non-content events held before the
-	// first content event. Defaults to DefaultReadAheadLimit.
+	// first content event (see WithReadAheadLimit). Zero means
+	// DefaultReadAheadLimit.
 	ReadAheadLimit int
 
-	// DisableEnvelopes turns off the detection of in-band error envelopes
-	// (an Anthropic {"type":"error"} chunk on Bedrock's
-	// InvokeModelWithResponseStream), which is on by default.
-	DisableEnvelopes bool
+	// DisableErrorEnvelopes turns off the detection of in-band error
+	// envelopes (an Anthropic {"type":"error"} chunk on Bedrock's
+	// InvokeModelWithResponseStream), which is on by default (see
+	// WithDisableErrorEnvelopes).
+	DisableErrorEnvelopes bool
 
 	// Budget, when set, is the retry budget of the clients the middlewares
 	// are installed on (see WithBudget).
@@ -81,10 +83,21 @@ func WithNonContentEvents(eventTypes ...string) Option {
 	return func(o *Options) { o.NonContentEvents = append([]string{}, eventTypes...) }
 }
 
-// WithoutErrorEnvelopes turns off the detection of in-band error envelopes:
-// such chunks then reach the consumer as content, as with the bare SDK.
-func WithoutErrorEnvelopes() Option {
-	return func(o *Options) { o.DisableEnvelopes = true }
+// WithDisableErrorEnvelopes turns off the detection of in-band error
+// envelopes: such chunks then reach the consumer as content, as with the
+// bare SDK.
+func WithDisableErrorEnvelopes() Option {
+	return func(o *Options) { o.DisableErrorEnvelopes = true }
+}
+
+// WithReadAheadLimit sets how many bytes of non-content events a stream may
+// hold while it waits for its first content event (DefaultReadAheadLimit by
+// default). Past the limit the stream counts as started: an exception after
+// it reaches the consumer through stream.Err() instead of being retried. A
+// stream holds at most its largest frame plus this many bytes. A negative n
+// fails the first call with an error naming the option.
+func WithReadAheadLimit(n int) Option {
+	return func(o *Options) { o.ReadAheadLimit = n }
 }
 
 // WithBudget puts the clients under a retry budget.
@@ -172,7 +185,7 @@ func resolve(opts []Option) *resolved {
 }
 
 func resolveOptions(o Options) *resolved {
-	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
+	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes}
 	c := o.Classifier
 	if c == nil {
 		c = classify.New(classify.DefaultTables()...)
@@ -195,6 +208,8 @@ func resolveOptions(o Options) *resolved {
 		r.err = fmt.Errorf("streamstatus: WithFirstEventTimeout(%v): the timeout must be positive, or 0 for none", r.firstEvent)
 	case r.idle < 0:
 		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
+	case o.ReadAheadLimit < 0:
+		r.err = fmt.Errorf("streamstatus: WithReadAheadLimit(%d): the limit must be positive, or 0 for the default", o.ReadAheadLimit)
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
 	r.finalize = &finalizeMiddleware{opts: r}
@@ -217,11 +232,11 @@ func (r *resolved) over(earlier *resolved) *resolved {
 	if later.NonContentEvents != nil && !slices.Equal(later.NonContentEvents, o.NonContentEvents) {
 		o.NonContentEvents, changed = later.NonContentEvents, true
 	}
-	if later.ReadAheadLimit > 0 && later.ReadAheadLimit != o.ReadAheadLimit {
+	if later.ReadAheadLimit != 0 && later.ReadAheadLimit != o.ReadAheadLimit {
 		o.ReadAheadLimit, changed = later.ReadAheadLimit, true
 	}
-	if later.DisableEnvelopes && !o.DisableEnvelopes {
-		o.DisableEnvelopes, changed = true, true
+	if later.DisableErrorEnvelopes && !o.DisableErrorEnvelopes {
+		o.DisableErrorEnvelopes, changed = true, true
 	}
 	if later.Budget != nil && later.Budget != o.Budget {
 		o.Budget, changed = later.Budget, true
