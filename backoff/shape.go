@@ -16,10 +16,14 @@ import (
 // The zero Shape means "the default shape" wherever a Budget takes one;
 // Immediate retries without waiting.
 type Shape struct {
-	Initial    time.Duration
-	Max        time.Duration
+	// Initial is the delay before the first retry.
+	Initial time.Duration
+	// Max caps every delay before jitter; a Max below Initial is Initial.
+	Max time.Duration
+	// Multiplier grows the delay from one retry to the next.
 	Multiplier float64
-	Jitter     float64
+	// Jitter spreads each delay by up to ±Jitter of it, in [0, 1].
+	Jitter float64
 }
 
 // Default shapes, following the SDK's convention of a longer base delay for

@@ -46,14 +46,14 @@ func (s Source) String() string {
 
 // Result is the classification of an error from an SDK call.
 type Result struct {
-	Source    Source
+	Source    Source // which path of the call the error came from
 	Status    int    // HTTP status; 0 when none applies (transport, canceled)
 	Code      string // error code, e.g. "ThrottlingException"
-	Message   string
-	Retryable bool
-	Throttle  bool
-	RequestID string
-	Events    int // events delivered before a stream failure
+	Message   string // the service's message, or the error's text
+	Retryable bool   // whether the SDK's rules (with StatusRetryable) retry it
+	Throttle  bool   // whether it is a throttle (see IsThrottle)
+	RequestID string // x-amzn-RequestId of the response, when there was one
+	Events    int    // events delivered before a stream failure
 	// Attempts is the number of attempts made, when the error says: a
 	// *retry.MaxAttemptsError, or an error with an AttemptCount() int
 	// method (a *backoff.ExhaustedError, whatever part of the budget ran
