@@ -297,8 +297,8 @@ const invariantHelp = `  [recovered]        a retryable fault before content, se
   [error code]       ErrorCode() is the modeled code: ThrottlingException for throttlingException, the
                      :error-code sent, the envelope's error.type, the x-amzn-ErrorType of an HTTP answer
   [modeled type]     errors.As finds the modeled error: *types.XxxException for a Bedrock exception,
-                     *smithy.GenericAPIError with the code for an error message, *classify.EnvelopeError
-                     with the type for an Anthropic envelope
+                     *smithy.GenericAPIError with the code for an error message, and with the
+                     error.type as code for an Anthropic envelope
   [bodies closed]    every response body the side's HTTP client handed out (every attempt, error answers
                      included) was closed
   [hang]             a streamstatus call is not ended by streamcheck's own timeout when the bare SDK
@@ -440,9 +440,9 @@ func modeledType(r *rule) (name string, is func(error) bool) {
 			return errors.As(err, &g) && g.Code == r.code
 		}
 	case "anthropicError":
-		return fmt.Sprintf("*classify.EnvelopeError of type %q", r.envType), func(err error) bool {
-			var env *classify.EnvelopeError
-			return errors.As(err, &env) && env.Type == r.envType
+		return fmt.Sprintf("*smithy.GenericAPIError with code %q", r.envType), func(err error) bool {
+			var g *smithy.GenericAPIError
+			return errors.As(err, &g) && g.Code == r.envType
 		}
 	}
 	switch r.kind.exception {
