@@ -5,8 +5,8 @@ go 1.24
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime v1.31.0
-	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.15.0
-	github.com/aws/aws-sdk-go-v2/service/sagemakerruntime v1.25.5
+	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.17.0
+	github.com/aws/aws-sdk-go-v2/service/sagemakerruntime v1.31.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/cenkalti/backoff/v4 v4.0.0
 	github.com/redis/go-redis/v9 v9.22.0

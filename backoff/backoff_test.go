@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	cb "github.com/cenkalti/backoff/v4"
@@ -382,5 +384,53 @@ func TestRetryStreamStopsOnPermanentErrors(t *testing.T) {
 				t.Fatalf("err %v after %d calls", err, calls)
 			}
 		})
+	}
+}
+
+// ownRetryToken and ownAttemptToken are user wrappers that decide retries
+// or waits themselves.
+type ownRetryToken struct{ aws.RetryerV2 }
+
+func (ownRetryToken) GetRetryToken(context.Context, error) (func(error) error, error) {
+	return func(error) error { return nil }, nil
+}
+
+type ownAttemptToken struct{ aws.RetryerV2 }
+
+func (ownAttemptToken) GetAttemptToken(context.Context) (func(error) error, error) {
+	return func(error) error { return nil }, nil
+}
+
+// TestOfSeesThroughOnlyWrappersThatKeepTheBudgetsWaits: Of finds the budget
+// through wrappers that leave GetAttemptToken, GetRetryToken and RetryDelay
+// to it, and nowhere else; asking takes no token from any bucket.
+func TestOfSeesThroughOnlyWrappersThatKeepTheBudgetsWaits(t *testing.T) {
+	bucket := backoff.NewTokenBucket(100)
+	b := backoff.NewBudget(func(b *backoff.Budget) { b.Bucket = bucket })
+	foreignBucket := ratelimit.NewTokenRateLimit(100)
+	foreign := retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = foreignBucket })
+	for _, tc := range []struct {
+		name string
+		r    aws.Retryer
+		want *backoff.Budget
+	}{
+		{"NewStandard", b.NewStandard(), b},
+		{"NewAdaptive", b.NewAdaptive(), b},
+		{"AddWithMaxAttempts", retry.AddWithMaxAttempts(b.NewStandard(), 9), b},
+		{"AddWithErrorCodes", retry.AddWithErrorCodes(b.NewAdaptive(), "Busy"), b},
+		{"both", retry.AddWithMaxAttempts(retry.AddWithErrorCodes(b.NewStandard(), "Busy"), 9), b},
+		{"AddWithMaxBackoffDelay", retry.AddWithMaxBackoffDelay(b.NewStandard(), 20*time.Second), nil},
+		{"AddWithMaxAttempts(AddWithMaxBackoffDelay)", retry.AddWithMaxAttempts(retry.AddWithMaxBackoffDelay(b.NewStandard(), time.Second), 9), nil},
+		{"own GetRetryToken", ownRetryToken{b.NewStandard()}, nil},
+		{"own GetAttemptToken", ownAttemptToken{b.NewStandard()}, nil},
+		{"the SDK's standard", foreign, nil},
+		{"nil", nil, nil},
+	} {
+		if got := backoff.Of(tc.r); got != tc.want {
+			t.Errorf("Of(%s) = %p, want %p", tc.name, got, tc.want)
+		}
+	}
+	if bucket.Available() != 100 || foreignBucket.Remaining() != 100 {
+		t.Errorf("Of took tokens: budget bucket %d, foreign %d of 100 left", bucket.Available(), foreignBucket.Remaining())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,19 +241,55 @@ func (r *retryer) Budget() *Budget { return r.budget }
 
 func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	b := r.budget
+	if p, ok := ctx.Value(probeKey{}).(*probe); ok {
+		p.budget = b
+		return nil, p
+	}
 	if b.invalid != nil {
 		return nil, b.invalid
 	}
-	if c := callFrom(ctx); c != nil {
-		c.begin(b)
-		c.retryer.Store(b)
+	c := callFrom(ctx)
+	if c == nil {
+		return r.RetryerV2.GetAttemptToken(ctx)
+	}
+	c.begin(b)
+	c.retryer.Store(b)
+	pending := c.retry.Swap(nil)
+	if pending == nil {
+		c.attempts.Add(1)
+		return r.RetryerV2.GetAttemptToken(ctx)
+	}
+	// A retry the budget approved must begin by the call's deadline. A
+	// client that waited past it used another delay than the budget's.
+	if !time.Now().Before(pending.deadline) {
+		attempts := int(c.attempts.Load())
+		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err,
+			detail: fmt.Sprintf("attempt %d would begin past %v; the client waited longer than the budget's delay "+
+				"(a retryer wrapper such as retry.AddWithMaxBackoffDelay replaces it: use budget.NewStandard() unwrapped)", attempts+1, b.MaxElapsed)}
+	}
+	// The inner retryer may still wait here (the adaptive mode's
+	// client-side rate limiter sleeps until it has a token): bound that
+	// wait.
+	wctx, cancel := context.WithDeadline(ctx, pending.deadline)
+	release, err := r.RetryerV2.GetAttemptToken(wctx)
+	cancel()
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		attempts := int(c.attempts.Load())
+		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err,
+			detail: fmt.Sprintf("the retryer's wait for attempt %d reached %v", attempts+1, b.MaxElapsed)}
+	}
+	if err == nil {
 		c.attempts.Add(1)
 	}
-	return r.RetryerV2.GetAttemptToken(ctx)
+	return release, err
 }
 
 func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	b := r.budget
+	if p, ok := opErr.(*probe); ok {
+		p.budget = b
+		return nil, p
+	}
 	c := callFrom(ctx)
 	if c != nil {
 		if ex := b.refuse(c, opErr, retryAfter(opErr)); ex != nil {
@@ -269,6 +304,15 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 		}
 	}
 	return release, err
+}
+
+// RetryDelay is the inner retryer's, that is the budget's, delay.
+func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	if p, ok := err.(*probe); ok {
+		p.budget = r.budget
+		return 0, p
+	}
+	return r.RetryerV2.RetryDelay(attempt, err)
 }
 
 // refuse returns why the budget allows no retry after err in call c, or
@@ -294,7 +338,16 @@ func (b *Budget) refuse(c *call, err error, extra time.Duration) *ExhaustedError
 		return &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: err,
 			detail: fmt.Sprintf("%v elapsed + up to %v delay > %v", elapsed.Round(time.Millisecond), wait.Round(time.Millisecond), b.MaxElapsed)}
 	}
+	// The deadline is read on the system clock, the one the SDK sleeps on.
+	c.retry.Store(&approved{deadline: time.Now().Add(b.MaxElapsed - elapsed), err: err})
 	return nil
+}
+
+// approved is a retry the budget allowed: it must begin by deadline; err is
+// the error of the attempt before it.
+type approved struct {
+	deadline time.Time
+	err      error
 }
 
 // retryAfter returns the X-Amz-Retry-After delay of an HTTP error answer,
@@ -323,6 +376,7 @@ type call struct {
 	start     time.Time
 	attempts  atomic.Int32
 	retryer   atomic.Pointer[Budget]
+	retry     atomic.Pointer[approved] // set by an SDK retryer's approval, taken by its next attempt
 }
 
 // begin starts the call's clock on b's clock, unless it runs already.
@@ -389,40 +443,50 @@ func UsedBudget(ctx context.Context) *Budget {
 }
 
 // Of returns the Budget a retryer was built from by NewStandard or
-// NewAdaptive, or nil. It looks through the SDK's retry.AddWith...
-// wrappers (which the client adds itself for cfg.RetryMaxAttempts).
+// NewAdaptive, or nil. It sees through wrappers that leave the budget's
+// decisions alone, such as the SDK's retry.AddWithMaxAttempts (which the
+// client adds itself for cfg.RetryMaxAttempts, and which the budget's own
+// MaxAttempts bounds anyway) and retry.AddWithErrorCodes: a wrapper that
+// replaces how long, or whether, the client waits before a retry (such as
+// retry.AddWithMaxBackoffDelay) is not the budget's retryer.
+//
+// It asks r, without side effects on a budget's retryer: the three methods
+// that decide a retry and its wait (GetAttemptToken, GetRetryToken and
+// RetryDelay) must each be answered by the same budget's retryer. Other
+// retryers are asked only RetryDelay, which the SDK's compute without side
+// effects.
 func Of(r aws.Retryer) *Budget {
-	for i := 0; r != nil && i < 16; i++ {
-		if br, ok := r.(interface{ Budget() *Budget }); ok {
-			return br.Budget()
-		}
-		r = wrapped(r)
+	if br, ok := r.(interface{ Budget() *Budget }); ok {
+		return br.Budget()
 	}
-	return nil
-}
-
-// wrapped returns the retryer embedded in one of the SDK's retryer
-// wrappers (unexported structs that embed aws.RetryerV2 or aws.Retryer),
-// or nil.
-func wrapped(r aws.Retryer) aws.Retryer {
-	v := reflect.ValueOf(r)
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return nil
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
+	v2, ok := r.(aws.RetryerV2)
+	if !ok {
 		return nil
 	}
-	for _, name := range []string{"RetryerV2", "Retryer"} {
-		f, ok := v.Type().FieldByName(name)
-		if !ok || !f.Anonymous || !f.IsExported() {
-			continue
-		}
-		if inner, ok := v.FieldByIndex(f.Index).Interface().(aws.Retryer); ok {
-			return inner
-		}
+	p := &probe{}
+	if _, err := r.RetryDelay(1, p); err != error(p) || p.budget == nil {
+		return nil
 	}
-	return nil
+	b := p.budget
+	// The context is cancelled: a retryer that forwards it elsewhere takes
+	// no token and sleeps not.
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), probeKey{}, p))
+	cancel()
+	p.budget = nil
+	if _, err := v2.GetRetryToken(ctx, p); err != error(p) || p.budget != b {
+		return nil
+	}
+	p.budget = nil
+	if _, err := v2.GetAttemptToken(ctx); err != error(p) || p.budget != b {
+		return nil
+	}
+	return b
 }
+
+// probe is the question Of asks a retryer; a budget's retryer answers it
+// with its budget and the probe as the error.
+type probe struct{ budget *Budget }
+
+func (*probe) Error() string { return "streamstatus: probe of the retryer (backoff.Of)" }
+
+type probeKey struct{}

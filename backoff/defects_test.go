@@ -3,6 +3,7 @@ package backoff_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,28 @@ func TestJitterOutsideZeroToOneFailsLoudly(t *testing.T) {
 		}
 		if _, err := b.NewStandard().GetAttemptToken(context.Background()); err == nil {
 			t.Fatalf("jitter %v: the retryer accepted the budget", jitter)
+		}
+	}
+}
+
+// TestNonFiniteShapeFloatsFailLoudly: NaN passes every comparison and ±Inf
+// overflows the delay arithmetic; a budget with either in a shape's floats
+// fails on its first call, naming the field.
+func TestNonFiniteShapeFloatsFailLoudly(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, tc := range []struct {
+		field string
+		set   func(*backoff.Budget)
+	}{
+		{"Transient.Jitter", func(b *backoff.Budget) { b.Transient = backoff.Shape{Initial: 1, Multiplier: 1, Jitter: nan} }},
+		{"Transient.Jitter", func(b *backoff.Budget) { b.Transient = backoff.Shape{Initial: 1, Multiplier: 1, Jitter: inf} }},
+		{"Throttle.Jitter", func(b *backoff.Budget) { b.Throttle = backoff.Shape{Initial: 1, Multiplier: 1, Jitter: -inf} }},
+		{"Transient.Multiplier", func(b *backoff.Budget) { b.Transient = backoff.Shape{Initial: 1, Multiplier: nan} }},
+		{"Throttle.Multiplier", func(b *backoff.Budget) { b.Throttle = backoff.Shape{Initial: 1, Multiplier: inf} }},
+	} {
+		b := backoff.NewBudget(tc.set)
+		if _, err := b.BackoffDelay(1, errors.New("x")); err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s non-finite: BackoffDelay err %v; want an error naming %s", tc.field, err, tc.field)
 		}
 	}
 }

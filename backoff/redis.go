@@ -2,10 +2,14 @@ package backoff
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +42,16 @@ type RedisOptions struct {
 	// in time. Nil means a new TokenBucket of the RedisBucket's capacity:
 	// during an outage each process has its own quota, as it would
 	// without Redis.
+	//
+	// Fallback is kept as this process's own quota would be: every
+	// AddTokens (a first attempt's success) refills it, whether Redis or
+	// Fallback serves it, so the successes between two outages refill
+	// what the first one drained. Takes that Redis serves are not mirrored:
+	// a healthy spell never drains it.
 	Fallback Bucket
 	// KeyTTL is how long the key lives after its last use; an abandoned
-	// key expires, and a bucket whose key expired is full again. Zero
+	// key expires, and a bucket whose key expired is full again. Each
+	// take's record (see RedisBucket) lives as long after the take. Zero
 	// means DefaultRedisKeyTTL. At least a millisecond.
 	KeyTTL time.Duration
 	// ProbeInterval is how often, while Redis fails, one operation tries
@@ -52,7 +63,9 @@ type RedisOptions struct {
 	// logger of the SDK client whose retry last took a token (smithy-go
 	// middleware.GetLogger), or, before any, a standard logger on
 	// stderr. Set it to the client's logger (aws.Config.Logger) to route
-	// every line there; logging.Nop{} silences the bucket.
+	// every line there; logging.Nop{} silences the bucket. AddTokens and
+	// releases have no context: an outage they find before any GetToken
+	// (a process whose first calls all succeed) warns on stderr.
 	Logger logging.Logger
 }
 
@@ -67,24 +80,50 @@ type RedisOptions struct {
 // fallback bucket, the bucket warns once, and Redis is used again as soon
 // as it answers a probe (RedisOptions.ProbeInterval).
 //
+// Tokens go back where they came from. The release of a take that Redis
+// granted refunds Redis, even when it comes while the bucket has fallen
+// back (it is then kept and sent when Redis answers again); the release of
+// a take that the fallback served refunds the fallback. A take whose answer
+// did not come in time may still run on Redis later (a paused server, a
+// client with ContextTimeoutEnabled or a short ReadTimeout gives up while
+// the command is queued, go-redis resends after a broken connection): every
+// take carries a unique id and leaves a record next to the key for
+// KeyTTL, so it runs at most once, and the bucket cancels it when Redis
+// answers again: a take that ran is refunded, one that had not run yet
+// never will. Nothing is lost unless this process cannot reach Redis for
+// longer than KeyTTL after such a take ran (or exits first), and an
+// AddTokens that timed out may or may not reach Redis: the shared bucket
+// then misses at most that refund (it never gains tokens nobody gave back).
+//
 // RedisBucket implements Bucket and retry.RateLimiter. It is safe for
 // concurrent use.
 type RedisBucket struct {
 	rdb      redis.UniversalClient
-	keys     []string
+	key      string
 	capacity uint
 	opts     RedisOptions
 	ttlMS    int64
+	// recPrefix + id is the key of a take's record, in the key's slot;
+	// idPrefix + a count is a take's id, unique to this bucket.
+	recPrefix, idPrefix string
+	ids                 atomic.Uint64
 
 	// down is true while operations go to the fallback; probeAt is the
 	// time (Unix ns) from which one operation may try Redis again.
-	down    atomic.Bool
-	probeAt atomic.Int64
-	// seen is the last non-nop logger found in a GetToken context.
-	seen atomic.Pointer[loggerBox]
-	// late counts script runs that outlived their deadline and are still
-	// going (tests wait for them).
-	late sync.WaitGroup
+	down      atomic.Bool
+	probeAt   atomic.Int64
+	outages   atomic.Uint64
+	seen      atomic.Pointer[loggerBox] // the last non-nop logger found in a GetToken context
+	late      sync.WaitGroup            // script runs that outlived their deadline (tests wait for them)
+	mu        sync.Mutex
+	unsettled map[string]settlement // takes to release or cancel once Redis answers, by id
+}
+
+// settlement is what a take still owes Redis: its release (the retry
+// succeeded) or its cancellation (its answer never came).
+type settlement struct {
+	n       uint
+	release bool
 }
 
 type loggerBox struct{ logging.Logger }
@@ -92,21 +131,28 @@ type loggerBox struct{ logging.Logger }
 // NewRedisBucket returns a retry quota of the given capacity kept in Redis
 // under key, shared with every RedisBucket on the same key and server. The
 // key is used as given: prefix it for your application (for example
-// "streamstatus:bedrock:us-east-1"). rdb may be a single node, a Sentinel
-// failover client or a Cluster client; the key lives in one slot.
+// "streamstatus:bedrock:us-east-1"). Short-lived records of takes live next
+// to it, under key + ":take:" + id (or "{" + key + "}:take:" + id for a key
+// without a Cluster hash tag, so that they share its slot). rdb may be a
+// single node, a Sentinel failover client or a Cluster client; the key and
+// its records live in one slot.
 //
-// It panics when rdb is nil, key is empty, capacity is above 2^53 (Lua's
+// It panics when rdb is nil, key is empty or has a '}' outside a hash tag
+// (its records could not share its slot), capacity is above 2^53 (Lua's
 // integer range) or an option is negative: those are programming errors.
 func NewRedisBucket(rdb redis.UniversalClient, key string, capacity uint, optFns ...func(*RedisOptions)) *RedisBucket {
 	var o RedisOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
+	recPrefix, recOK := recordPrefix(key)
 	switch {
 	case rdb == nil:
 		panic("backoff.NewRedisBucket: nil Redis client; pass a redis.NewClient or redis.NewUniversalClient")
 	case key == "":
 		panic("backoff.NewRedisBucket: empty key; name the quota, for example \"streamstatus:bedrock:us-east-1\"")
+	case !recOK:
+		panic(fmt.Sprintf("backoff.NewRedisBucket: key %q has a '}' outside a hash tag, so its take records cannot share its Cluster slot; drop the '}' or use a tag such as \"{bedrock}:quota\"", key))
 	case uint64(capacity) > 1<<53:
 		panic(fmt.Sprintf("backoff.NewRedisBucket: capacity %d is above 2^53, which Redis's Lua cannot count exactly", capacity))
 	case o.OperationTimeout < 0, o.KeyTTL < 0, o.ProbeInterval < 0:
@@ -127,11 +173,31 @@ func NewRedisBucket(rdb redis.UniversalClient, key string, capacity uint, optFns
 	if o.Fallback == nil {
 		o.Fallback = NewTokenBucket(capacity)
 	}
-	return &RedisBucket{rdb: rdb, keys: []string{key}, capacity: capacity, opts: o, ttlMS: o.KeyTTL.Milliseconds()}
+	var nonce [8]byte
+	rand.Read(nonce[:]) // never fails (crypto/rand, Go 1.24)
+	return &RedisBucket{
+		rdb: rdb, key: key, capacity: capacity, opts: o, ttlMS: o.KeyTTL.Milliseconds(),
+		recPrefix: recPrefix, idPrefix: hex.EncodeToString(nonce[:]) + ":",
+		unsettled: map[string]settlement{},
+	}
+}
+
+// recordPrefix returns the prefix of the keys of key's take records, which
+// must hash to key's Cluster slot, and false when there is none.
+func recordPrefix(key string) (string, bool) {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key + ":take:", true // the key's hash tag is the records'
+		}
+	}
+	if strings.ContainsRune(key, '}') {
+		return "", false
+	}
+	return "{" + key + "}:take:", true // a tag of the whole key hashes as the key
 }
 
 // Key returns the Redis key of the bucket.
-func (b *RedisBucket) Key() string { return b.keys[0] }
+func (b *RedisBucket) Key() string { return b.key }
 
 // Capacity returns the bucket's capacity.
 func (b *RedisBucket) Capacity() uint { return b.capacity }
@@ -143,49 +209,72 @@ func (b *RedisBucket) Fallback() Bucket { return b.opts.Fallback }
 // the bucket has fallen back to its local bucket).
 func (b *RedisBucket) Shared() bool { return !b.down.Load() }
 
+// Outages returns how many times the bucket has fallen back to its local
+// bucket since it was made (once per outage: each time it warns).
+func (b *RedisBucket) Outages() uint64 { return b.outages.Load() }
+
 // GetToken takes cost tokens from the shared bucket, or from the fallback
-// while Redis fails. The returned release puts them back (the SDK calls it
-// when the retry succeeds). An empty bucket returns *QuotaExceededError.
+// while Redis fails. The returned release puts them back where they came
+// from (the SDK calls it when the retry succeeds). An empty bucket returns
+// *QuotaExceededError. Like TokenBucket and the SDK's own limiter, it takes
+// nothing for a context that is already done and returns its error.
 func (b *RedisBucket) GetToken(ctx context.Context, cost uint) (release func() error, err error) {
-	if b.opts.Logger == nil && ctx != nil {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("streamstatus: retry token not taken: %w", err)
+	}
+	if b.opts.Logger == nil {
 		if l := smithymiddleware.GetLogger(ctx); !isNop(l) {
 			b.seen.Store(&loggerBox{l})
 		}
 	}
-	if probe, ok := b.useRedis(); ok {
-		r := b.run(takeScript, cost, b.refundLateTake)
+	if b.useRedis(ctx) {
+		id := b.idPrefix + strconv.FormatUint(b.ids.Add(1), 36)
+		owe := func() { b.owe(id, settlement{n: cost}) }
+		r := b.run(func(ctx context.Context) scriptResult { return b.eval(ctx, takeScript, id, cost) }, owe,
+			func(r scriptResult) {
+				if r.err == nil { // Redis answers: cancel this take (and settle the others) now
+					b.settle(nil)
+				}
+			})
 		if r.err == nil {
-			if probe {
-				b.recovered(ctx)
-			}
-			if !r.granted {
+			if r.status != 1 {
 				return nil, &QuotaExceededError{Cost: cost, Available: r.tokens}
 			}
-			return func() error { return b.AddTokens(cost) }, nil
+			return func() error { return b.release(id, cost) }, nil
 		}
+		// The take may run later, or may have run (go-redis resends after
+		// a broken connection): cancel it once Redis answers again.
+		owe()
 		b.failed(ctx, r.err)
 	}
 	return b.opts.Fallback.GetToken(ctx, cost)
 }
 
-// AddTokens puts n tokens back into the shared bucket (or the fallback
-// while Redis fails), up to the capacity. The SDK calls it when a first
-// attempt succeeds.
+// release gives the tokens of the take id back to Redis, now if Redis
+// answers, or else as soon as it does.
+func (b *RedisBucket) release(id string, cost uint) error {
+	s := settlement{n: cost, release: true}
+	b.owe(id, s) // before useRedis: a probe that brings Redis back settles it
+	if b.useRedis(nil) && b.owes(id) {
+		b.settleOne(nil, id, s)
+	}
+	return nil
+}
+
+// AddTokens puts n tokens back into the shared bucket, up to the capacity,
+// and into the fallback (see RedisOptions.Fallback). The SDK calls it when
+// a first attempt succeeds.
 func (b *RedisBucket) AddTokens(n uint) error {
 	if n == 0 {
 		return nil
 	}
-	if probe, ok := b.useRedis(); ok {
-		r := b.run(refundScript, n, nil)
-		if r.err == nil {
-			if probe {
-				b.recovered(nil)
-			}
-			return nil
+	if b.useRedis(nil) {
+		r := b.run(func(ctx context.Context) scriptResult { return b.eval(ctx, refundScript, "", n) }, nil, nil)
+		if r.err != nil {
+			b.failed(nil, r.err)
 		}
-		b.failed(nil, r.err)
 	}
-	return b.opts.Fallback.AddTokens(n)
+	return b.opts.Fallback.AddTokens(n) // the local quota refills too
 }
 
 // Available returns the tokens left in the shared bucket, read from Redis
@@ -193,42 +282,112 @@ func (b *RedisBucket) AddTokens(n uint) error {
 func (b *RedisBucket) Available(ctx context.Context) (uint, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.OperationTimeout)
 	defer cancel()
-	n, err := b.rdb.Get(ctx, b.keys[0]).Uint64()
+	n, err := b.rdb.Get(ctx, b.key).Uint64()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return b.capacity, nil
 	case err != nil:
-		return 0, fmt.Errorf("streamstatus: read retry bucket %q from Redis: %w", b.keys[0], err)
+		return 0, fmt.Errorf("streamstatus: read retry bucket %q from Redis: %w", b.key, err)
 	}
 	return uint(min(n, uint64(b.capacity))), nil
 }
 
-// useRedis says whether this operation goes to Redis, and whether it is the
-// probe that may bring a fallen-back bucket back to Redis.
-func (b *RedisBucket) useRedis() (probe, ok bool) {
+// useRedis says whether this operation goes to Redis. While the bucket has
+// fallen back, one operation per ProbeInterval probes Redis (a read of the
+// key, which cannot lose tokens if it times out); when Redis answers, the
+// bucket settles what it owes and uses Redis again.
+func (b *RedisBucket) useRedis(ctx context.Context) bool {
 	if !b.down.Load() {
-		return false, true
+		return true
 	}
 	now := time.Now().UnixNano()
 	at := b.probeAt.Load()
 	if now < at || !b.probeAt.CompareAndSwap(at, now+int64(b.opts.ProbeInterval)) {
-		return false, false
+		return false
 	}
-	return true, true
+	r := b.run(func(ctx context.Context) scriptResult {
+		return scriptResult{err: b.rdb.Exists(ctx, b.key).Err()}
+	}, nil, nil)
+	if r.err != nil {
+		b.failed(ctx, r.err)
+		return false
+	}
+	if !b.settle(ctx) {
+		return false
+	}
+	if b.down.CompareAndSwap(true, false) {
+		b.logger(ctx).Logf(logging.Debug, "streamstatus: retry bucket %q: Redis answers again; the shared bucket is in use", b.key)
+	}
+	// A release owed while this probe settled (it found the bucket down)
+	// is owed before the bucket came up, so this settles it.
+	return b.settle(ctx)
 }
 
 func (b *RedisBucket) failed(ctx context.Context, err error) {
 	b.probeAt.Store(time.Now().Add(b.opts.ProbeInterval).UnixNano())
 	if b.down.CompareAndSwap(false, true) {
+		b.outages.Add(1)
 		b.logger(ctx).Logf(logging.Warn, "streamstatus: retry bucket %q: Redis failed (%v); using a local bucket of %d tokens until Redis answers again (tried every %v)",
-			b.keys[0], err, b.capacity, b.opts.ProbeInterval)
+			b.key, err, b.capacity, b.opts.ProbeInterval)
 	}
 }
 
-func (b *RedisBucket) recovered(ctx context.Context) {
-	if b.down.CompareAndSwap(true, false) {
-		b.logger(ctx).Logf(logging.Debug, "streamstatus: retry bucket %q: Redis answers again; the shared bucket is in use", b.keys[0])
+// owe records that the take id must be released or cancelled on Redis.
+func (b *RedisBucket) owe(id string, s settlement) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unsettled[id] = s
+}
+
+// owes reports whether the take id still owes Redis its settlement.
+func (b *RedisBucket) owes(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.unsettled[id]
+	return ok
+}
+
+// settle sends Redis every release and cancellation it is owed, and reports
+// whether all were settled. Each is idempotent, so a settlement sent twice
+// (two callers at once, or after a late answer) settles once. On a failure
+// the bucket falls back and the rest waits for the next probe.
+func (b *RedisBucket) settle(ctx context.Context) bool {
+	b.mu.Lock()
+	owed := make(map[string]settlement, len(b.unsettled))
+	for id, s := range b.unsettled {
+		owed[id] = s
 	}
+	b.mu.Unlock()
+	for id, s := range owed {
+		if b.settleOne(ctx, id, s) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// settleOne sends one release or cancellation; on success the take no
+// longer owes anything, on failure it stays owed and the bucket falls back.
+func (b *RedisBucket) settleOne(ctx context.Context, id string, s settlement) error {
+	script := cancelScript
+	if s.release {
+		script = releaseScript
+	}
+	done := func(r scriptResult) {
+		if r.err == nil {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.unsettled[id] == s {
+				delete(b.unsettled, id)
+			}
+		}
+	}
+	r := b.run(func(ctx context.Context) scriptResult { return b.eval(ctx, script, id, s.n) }, nil, done)
+	done(r)
+	if r.err != nil {
+		b.failed(ctx, r.err)
+	}
+	return r.err
 }
 
 func (b *RedisBucket) logger(ctx context.Context) logging.Logger {
@@ -253,9 +412,9 @@ func isNop(l logging.Logger) bool {
 
 // scriptResult is what a script run answered.
 type scriptResult struct {
-	granted bool
-	tokens  uint
-	err     error
+	status int64 // 1 granted or applied, 0 refused or nothing to do, -1 settled before it ran
+	tokens uint
+	err    error
 }
 
 // errRedisTimeout is the error of an operation past its deadline.
@@ -265,23 +424,28 @@ func (e errRedisTimeout) Error() string {
 	return fmt.Sprintf("no answer within %v", time.Duration(e))
 }
 
-// run runs script with n on the key and returns within the operation
-// timeout whatever the client does: the script runs in a goroutine, and a
-// caller past the deadline leaves with a timeout error. late, if not nil,
-// receives the answer that came after the caller left.
-func (b *RedisBucket) run(script *redis.Script, n uint, late func(n uint, r scriptResult)) scriptResult {
+// run runs op and returns within the operation timeout whatever the client
+// does: op runs in a goroutine, and a caller past the deadline leaves with
+// a timeout error. abandon, if not nil, runs as the caller leaves; late, if
+// not nil, then receives the answer that came after the caller left (with
+// a client that did not give up at the deadline).
+func (b *RedisBucket) run(op func(context.Context) scriptResult, abandon func(), late func(scriptResult)) scriptResult {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OperationTimeout)
-	var claimed atomic.Bool // whoever sets it first owns the result: the caller (timeout) or the script goroutine
+	var claimed atomic.Bool // whoever sets it first owns the result: the caller (timeout) or the op goroutine
 	done := make(chan scriptResult, 1)
+	left := make(chan struct{}) // closed once the caller that left has run abandon
 	b.late.Add(1)
 	go func() {
 		defer b.late.Done()
 		defer cancel()
-		r := b.eval(ctx, script, n)
+		r := op(ctx)
 		if claimed.CompareAndSwap(false, true) {
 			done <- r
-		} else if late != nil {
-			late(n, r)
+			return
+		}
+		<-left
+		if late != nil {
+			late(r)
 		}
 	}()
 	select {
@@ -291,33 +455,32 @@ func (b *RedisBucket) run(script *redis.Script, n uint, late func(n uint, r scri
 		if !claimed.CompareAndSwap(false, true) {
 			return <-done // the answer came as the deadline passed
 		}
+		if abandon != nil {
+			abandon()
+		}
+		close(left)
 		return scriptResult{err: errRedisTimeout(b.opts.OperationTimeout)}
 	}
 }
 
-func (b *RedisBucket) eval(ctx context.Context, script *redis.Script, n uint) scriptResult {
-	vals, err := script.Run(ctx, b.rdb, b.keys, uint64(b.capacity), uint64(n), b.ttlMS).Int64Slice()
+// eval runs script on the key with n and, when id is not empty, the take
+// record of id.
+func (b *RedisBucket) eval(ctx context.Context, script *redis.Script, id string, n uint) scriptResult {
+	keys := []string{b.key}
+	if id != "" {
+		keys = append(keys, b.recPrefix+id)
+	}
+	vals, err := script.Run(ctx, b.rdb, keys, uint64(b.capacity), uint64(n), b.ttlMS, b.ttlMS).Int64Slice()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errRedisTimeout(b.opts.OperationTimeout)
 		}
 		return scriptResult{err: err}
 	}
-	if len(vals) != 2 || vals[1] < 0 || vals[1] > math.MaxInt64 {
+	if len(vals) != 2 || vals[0] < -1 || vals[0] > 1 || vals[1] < 0 || vals[1] > math.MaxInt64 {
 		return scriptResult{err: fmt.Errorf("unexpected script reply %v", vals)}
 	}
-	return scriptResult{granted: vals[0] == 1, tokens: uint(vals[1])}
-}
-
-// refundLateTake gives back a take that Redis granted after the caller had
-// left for the fallback bucket, so the shared bucket does not lose it.
-func (b *RedisBucket) refundLateTake(n uint, r scriptResult) {
-	if r.err != nil || !r.granted {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OperationTimeout)
-	defer cancel()
-	b.eval(ctx, refundScript, n)
+	return scriptResult{status: vals[0], tokens: uint(vals[1])}
 }
 
 var (

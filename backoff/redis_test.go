@@ -482,6 +482,7 @@ func TestNewRedisBucketRejectsBadConfiguration(t *testing.T) {
 	}{
 		{"nil client", func() { backoff.NewRedisBucket(nil, "k", 1) }, "nil Redis client"},
 		{"empty key", func() { backoff.NewRedisBucket(rdb, "", 1) }, "empty key"},
+		{"key with a stray '}'", func() { backoff.NewRedisBucket(rdb, "quota}", 1) }, "outside a hash tag"},
 		{"negative timeout", func() {
 			backoff.NewRedisBucket(rdb, "k", 1, func(o *backoff.RedisOptions) { o.OperationTimeout = -1 })
 		}, "negative option"},

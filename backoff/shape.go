@@ -2,6 +2,7 @@ package backoff
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	cb "github.com/cenkalti/backoff/v4"
@@ -46,12 +47,16 @@ func (s Shape) or(def Shape) Shape {
 	return s
 }
 
-// validate reports a Jitter outside [0, 1]: a negative one gives delays
-// above MaxDelay (so the elapsed-time limit could not hold), one above 1
-// negative delays.
+// validate reports a shape whose delays, or the MaxDelay bound the
+// elapsed-time limit relies on, would be meaningless: a Jitter outside
+// [0, 1] or not a number (a negative one gives delays above MaxDelay, one
+// above 1 negative delays), or a Multiplier that is not a finite number.
 func (s Shape) validate(field string) error {
-	if s.Jitter < 0 || s.Jitter > 1 {
+	if math.IsNaN(s.Jitter) || s.Jitter < 0 || s.Jitter > 1 {
 		return fmt.Errorf("streamstatus: budget %s.Jitter is %v; set a fraction between 0 and 1", field, s.Jitter)
+	}
+	if math.IsNaN(s.Multiplier) || math.IsInf(s.Multiplier, 0) {
+		return fmt.Errorf("streamstatus: budget %s.Multiplier is %v; set a finite number, 1 or more", field, s.Multiplier)
 	}
 	return nil
 }

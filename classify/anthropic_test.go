@@ -3,6 +3,7 @@ package classify_test
 import (
 	"bytes"
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/aws/smithy-go/eventstream"
@@ -73,10 +74,79 @@ func TestEnvelopeDetectionDoesNotAllocateOnContent(t *testing.T) {
 	for _, content := range []string{
 		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`,
 		`{"type":"message_start","message":{"id":"msg_1","role":"assistant"}}`,
+		// Any layout is scanned without allocating, not only "type" first.
+		`{"index":0,"delta":{"type":"error","text":"{\"type\":\"error\"}"},"type":"content_block_delta"}`,
+		`{"typ":"error","types":"error","type":"content_block_delta"}`,
+		"{\n  \"type\": \"message_stop\"\n}",
 	} {
 		f := chunk(t, chunkOf(content))
 		if n := testing.AllocsPerRun(100, func() { _ = detect(s, f) }); n != 0 {
 			t.Fatalf("%v allocations to pass %q", n, content)
 		}
+	}
+}
+
+// TestEnvelopeDetectionAnyJSONLayout: an envelope is a JSON object whose
+// top-level "type" is "error", however the JSON is laid out; content that
+// mentions errors anywhere else stays content.
+func TestEnvelopeDetectionAnyJSONLayout(t *testing.T) {
+	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
+	envelopes := []struct{ name, json string }{
+		{"error first", `{"error":{"type":"overloaded_error","message":"m"},"type":"error"}`},
+		{"space after the brace", `{ "type": "error", "error": {"type": "overloaded_error", "message": "m"}}`},
+		{"space before the colon", `{"type" : "error","error":{"type":"overloaded_error","message":"m"}}`},
+		{"pretty-printed", "{\n  \"type\": \"error\",\n  \"error\": {\n    \"type\": \"overloaded_error\",\n    \"message\": \"m\"\n  }\n}"},
+		{"tabs and CRLF", "\r\n\t{\t\"type\"\t:\t\"error\"\r\n,\"error\":{\"message\":\"m\",\"type\":\"overloaded_error\"}}"},
+		{"other keys first", `{"request_id":"req_1","meta":{"a":[1,2,{"type":"x"}],"s":"}\"{"},"error":{"type":"overloaded_error","message":"m"},"type":"error"}`},
+		{"long prefix before type", `{"pad":"` + strings.Repeat("z", 300) + `","type":"error","error":{"type":"overloaded_error","message":"m"}}`},
+	}
+	for _, e := range envelopes {
+		t.Run("envelope/"+e.name, func(t *testing.T) {
+			se := detect(s, chunk(t, chunkOf(e.json)))
+			if se == nil || se.Code != "overloaded_error" || se.Message != "m" {
+				t.Fatalf("envelope %s not detected: %v", e.json, se)
+			}
+		})
+	}
+	content := []struct{ name, json string }{
+		{"nested type error", `{"type":"content_block_delta","delta":{"type":"error","text":"x"}}`},
+		{"nested first", `{"delta":{"type":"error"},"type":"content_block_delta"}`},
+		{"text mentions the envelope", `{"type":"content_block_delta","delta":{"type":"text_delta","text":"{\"type\":\"error\"}"}}`},
+		{"type error inside a string value", `{"note":"\"type\":\"error\"","type":"message_delta"}`},
+		{"type error inside an array", `[{"type":"error"}]`},
+		{"type is not a string", `{"type":{"error":true}}`},
+		{"type Error", `{"type":"Error"}`},
+		{"type error with an escape", `{"type":"error\n"}`},
+		{"plain text", `type: error`},
+		{"unterminated", `{"type" : "error"`},
+	}
+	for _, c := range content {
+		t.Run("content/"+c.name, func(t *testing.T) {
+			if se := detect(s, chunk(t, chunkOf(c.json))); se != nil {
+				t.Fatalf("content %s taken for an envelope: %v", c.json, se)
+			}
+		})
+	}
+}
+
+// BenchmarkEnvelopeDetectionOnContent: what the detector costs on the
+// chunks of a healthy stream (0 allocs/op is the target).
+func BenchmarkEnvelopeDetectionOnContent(b *testing.B) {
+	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := classify.Stream{Service: "Bedrock Runtime"}
+	for _, c := range []struct{ name, json string }{
+		{"type first", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello, world"}}`},
+		{"type last", `{"index":0,"delta":{"type":"text_delta","text":"Hello, world"},"type":"content_block_delta"}`},
+	} {
+		f := chunk(b, chunkOf(c.json))
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if detect(s, f) != nil {
+					b.Fatal("content taken for an envelope")
+				}
+			}
+		})
 	}
 }

@@ -96,7 +96,21 @@ const (
 	CodeCorruptFrame = "CorruptFrame"
 	// CodeRequestCanceled is the code of a stream ended by its context.
 	CodeRequestCanceled = "RequestCanceled"
+	// CodeStreamStalled is the code of a stream that stalled: no content
+	// event within the first-event timeout, or no byte within the idle
+	// timeout (middleware.WithFirstEventTimeout, WithIdleTimeout).
+	CodeStreamStalled = "StreamStalled"
 )
+
+// Stalled classifies a stream the plugin closed because it stalled; cause
+// says which timeout expired. A stall is retryable, like a dropped
+// connection, and has no HTTP status. It is never a context error: the
+// caller's own cancellation or deadline is reported by ReadError, as
+// RequestCanceled.
+func (c *Classifier) Stalled(s Stream, cause error) *smithyext.StatusError {
+	return s.statusError(smithyext.KindTransport, Outcome{Code: CodeStreamStalled, Retryable: true, Fault: smithy.FaultServer},
+		"the stream stalled and its connection was closed: "+cause.Error(), cause)
+}
 
 // ReadError classifies an error met while reading a stream's body (other
 // than a clean io.EOF): a transport failure is retryable, a corrupt frame is

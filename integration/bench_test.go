@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
 )
 
 // chunkStream returns n InvokeModelWithResponseStream chunk frames of
@@ -45,10 +47,10 @@ func BenchmarkStream(b *testing.B) {
 	}
 }
 
-func benchmarkStream(b *testing.B, how install, events, payloadSize int) {
+func benchmarkStream(b *testing.B, how install, events, payloadSize int, opts ...middleware.Option) {
 	srv := newServer(b)
 	srv.SetDefault(fake.Response{Steps: []fake.Step{chunkStream(events, payloadSize)}})
-	c := newClient(srv, how, 1)
+	c := newClient(srv, how, 1, opts...)
 	input := &bedrockruntime.InvokeModelWithResponseStreamInput{
 		ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{"prompt":"hi"}`), ContentType: aws.String("application/json"),
 	}
@@ -85,6 +87,26 @@ func benchmarkStream(b *testing.B, how install, events, payloadSize int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/total, "ns/event")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/event")
 	b.ReportMetric(float64(failed), "failed-streams")
+}
+
+// BenchmarkStallTimeouts measures what the stall timeouts cost on healthy
+// streams: the plugin without and with both timeouts, side by side, on
+// 1-event streams (the per-stream cost) and 1,000-event streams (the
+// per-event cost; the target is 0 extra allocs/event):
+//
+//	go test -run '^$' -bench BenchmarkStallTimeouts -count 6 ./integration/
+func BenchmarkStallTimeouts(b *testing.B) {
+	timeouts := []middleware.Option{middleware.WithFirstEventTimeout(time.Minute), middleware.WithIdleTimeout(time.Minute)}
+	for _, events := range []int{1, 1000} {
+		for _, side := range []struct {
+			name string
+			opts []middleware.Option
+		}{{"plugin", nil}, {"timeouts", timeouts}} {
+			b.Run(fmt.Sprintf("events=%d/side=%s", events, side.name), func(b *testing.B) {
+				benchmarkStream(b, clientOption, events, 100, side.opts...)
+			})
+		}
+	}
 }
 
 // BenchmarkIdleOverhead measures the per-call cost of the middlewares

@@ -484,3 +484,72 @@ func openInvoke(client *bedrockruntime.Client) func(ctx context.Context) (backof
 		return out.GetStream(), nil
 	}
 }
+
+// TestBudgetElapsedBoundsTheRetryersOwnWaitInBothModes: every attempt
+// throttled, MaxElapsed 300ms, zero-delay shapes. The standard retryer
+// makes its 3 attempts at once; the adaptive one's client-side rate
+// limiter, after the first throttle, would sleep about 2s before attempt 2:
+// the budget ends that wait at MaxElapsed as an elapsed-time exhaustion
+// counting the 1 attempt made. No attempt begins past MaxElapsed.
+func TestBudgetElapsedBoundsTheRetryersOwnWaitInBothModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode     string
+		retryer  func(*backoff.Budget) aws.Retryer
+		attempts int
+	}{
+		{"standard", func(b *backoff.Budget) aws.Retryer { return b.NewStandard() }, 3},
+		{"adaptive", func(b *backoff.Budget) aws.Retryer { return b.NewAdaptive() }, 1},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			srv := newServer(t)
+			srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
+			b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3; b.MaxElapsed = 300 * time.Millisecond })
+			cfg := testConfig(srv, 0)
+			cfg.Retryer = func() aws.Retryer { return tc.retryer(b) }
+			c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := invokeStream.run(ctx, c).callErr
+			took := time.Since(start)
+			if srv.CallCount() != tc.attempts || classify.Classify(err).Attempts != tc.attempts || !as[*smithyext.StatusError](err) {
+				t.Fatalf("%d attempts, Classify says %d, err %v; want %d, ending in the throttle's StatusError",
+					srv.CallCount(), classify.Classify(err).Attempts, err, tc.attempts)
+			}
+			var ex *backoff.ExhaustedError
+			if tc.mode == "adaptive" && (!errors.As(err, &ex) || ex.Reason != "elapsed time" || ex.Attempts != 1) {
+				t.Fatalf("err %v; want an elapsed-time ExhaustedError after 1 attempt", err)
+			}
+			if took > 300*time.Millisecond+150*time.Millisecond {
+				t.Fatalf("the call took %v; MaxElapsed is 300ms", took.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+// slowDelays is a retryer wrapper that replaces the budget's delays, like
+// retry.AddWithMaxBackoffDelay, but with a fixed delay so the test is
+// deterministic.
+type slowDelays struct{ aws.RetryerV2 }
+
+func (slowDelays) RetryDelay(int, error) (time.Duration, error) { return 300 * time.Millisecond, nil }
+
+// TestConfigWideBudgetWithAWrappedRetryerFailsOnTheFirstRetry: on the
+// config-wide path no middleware can see the client's retryer, and the SDK
+// asks it for a delay only after an attempt failed. A wrapper that
+// stretches the delay past MaxElapsed therefore cannot be caught before the
+// first attempt; the retry it delayed is refused, naming the fix, and
+// never sent.
+func TestConfigWideBudgetWithAWrappedRetryerFailsOnTheFirstRetry(t *testing.T) {
+	srv := busyServer(t)
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3; b.MaxElapsed = 100 * time.Millisecond })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return slowDelays{b.NewStandard()} }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
+	err := invokeStream.run(context.Background(), bedrockruntime.NewFromConfig(cfg)).callErr
+	var ex *backoff.ExhaustedError
+	if srv.CallCount() != 1 || !errors.As(err, &ex) || ex.Reason != "elapsed time" || ex.Attempts != 1 ||
+		!strings.Contains(err.Error(), "budget.NewStandard() unwrapped") {
+		t.Fatalf("%d attempts, err %v; want 1 attempt, then an elapsed-time exhaustion naming budget.NewStandard()", srv.CallCount(), err)
+	}
+}

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ type mop struct {
 	// and returns a function that runs one streaming call on it. One client
 	// is never used by two goroutines at once: the SDK's restjson1 protocol
 	// shares one event decoder per client.
-	open func(cfg aws.Config, how install) streamRunner
+	open func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner
 }
 
 // consumer says how the code reading a stream behaves.
@@ -150,14 +151,14 @@ func renderAgentChunk(ev agenttypes.ResponseStream) string {
 }
 
 // newBedrockClient installs the plugin on a bedrockruntime client.
-func newBedrockClient(cfg aws.Config, how install) *bedrockruntime.Client {
+func newBedrockClient(cfg aws.Config, how install, opts ...middleware.Option) *bedrockruntime.Client {
 	switch how {
 	case clientOption:
-		return bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock())
+		return bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(opts...))
 	case apiOption:
-		return bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(middleware.APIOption()))
+		return bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(middleware.APIOption(opts...)))
 	case configWide:
-		middleware.AppendMiddlewares(&cfg.APIOptions)
+		middleware.AppendMiddlewares(&cfg.APIOptions, opts...)
 	}
 	return bedrockruntime.NewFromConfig(cfg)
 }
@@ -170,8 +171,8 @@ var matrixConverse = mop{
 	name: "ConverseStream", service: "Bedrock Runtime", nonContent: 1,
 	healthy:    converseStream.healthy,
 	exceptions: append(append([]row{}, bedrockRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c := newBedrockClient(cfg, how)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c := newBedrockClient(cfg, how, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -195,8 +196,8 @@ var matrixInvoke = mop{
 	name: "InvokeModelWithResponseStream", service: "Bedrock Runtime",
 	healthy:    chunks,
 	exceptions: append(append([]row{}, bedrockRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c := newBedrockClient(cfg, how)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c := newBedrockClient(cfg, how, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -216,8 +217,8 @@ var matrixSageMaker = mop{
 	name: "InvokeEndpointWithResponseStream", service: "SageMaker Runtime",
 	healthy:    textSteps("part:", func(text string) fake.Step { return fake.PayloadPart([]byte(text)) }),
 	exceptions: append(append([]row{}, sageMakerRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c, perCall := installOn(cfg, how, sagemakerruntime.NewFromConfig, sagemakerruntime.WithAPIOptions, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -237,8 +238,8 @@ var matrixAgent = mop{
 	name: "InvokeAgent", service: "Bedrock Agent Runtime",
 	healthy:    textSteps("chunk:", fake.AgentChunk),
 	exceptions: append(append([]row{}, agentRows...), unknownRow),
-	open: func(cfg aws.Config, how install) streamRunner {
-		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions)
+	open: func(cfg aws.Config, how install, opts ...middleware.Option) streamRunner {
+		c, perCall := installOn(cfg, how, bedrockagentruntime.NewFromConfig, bedrockagentruntime.WithAPIOptions, opts...)
 		return func(ctx context.Context, cons consumer) streamResult {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -257,14 +258,14 @@ var matrixAgent = mop{
 // installOn builds a client of any service the given install way: "client
 // option" is WithAPIOptions on the client, "API option" the same per call.
 func installOn[C, O any](cfg aws.Config, how install, newFromConfig func(aws.Config, ...func(*O)) C,
-	withAPIOptions func(...func(*smithymiddleware.Stack) error) func(*O)) (C, []func(*O)) {
+	withAPIOptions func(...func(*smithymiddleware.Stack) error) func(*O), opts ...middleware.Option) (C, []func(*O)) {
 	switch how {
 	case clientOption:
-		return newFromConfig(cfg, withAPIOptions(middleware.APIOption())), nil
+		return newFromConfig(cfg, withAPIOptions(middleware.APIOption(opts...))), nil
 	case apiOption:
-		return newFromConfig(cfg), []func(*O){withAPIOptions(middleware.APIOption())}
+		return newFromConfig(cfg), []func(*O){withAPIOptions(middleware.APIOption(opts...))}
 	case configWide:
-		middleware.AppendMiddlewares(&cfg.APIOptions)
+		middleware.AppendMiddlewares(&cfg.APIOptions, opts...)
 	}
 	return newFromConfig(cfg), nil
 }
@@ -324,6 +325,8 @@ type streamFault struct {
 	// sdkReports: the plugin leaves the frame to the SDK, whose behaviour
 	// (the bare SDK's) is the reference.
 	sdkReports bool
+	// opts are the plugin options the fault needs (the stall timeouts).
+	opts []middleware.Option
 	// lossy: the fault may destroy bytes the server wrote before it. A TCP
 	// reset (SO_LINGER 0) discards what is still queued on either side, so
 	// the consumer may see a shorter prefix of the events sent; it must
@@ -351,19 +354,50 @@ func transportFaults() []streamFault {
 	return append(out,
 		streamFault{name: "prelude claiming 4 GiB", steps: []fake.Step{fake.Raw(claimPrelude(0xffffffff))},
 			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+		// The format's limits: one byte over the payload or the header
+		// limit is a corrupt frame (a 24 MiB payload passes: TestFrameSizeBounds).
+		streamFault{name: "payload one byte over 24 MiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxPayloadLen+1, 0))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+		streamFault{name: "headers one byte over 128 KiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxHeadersLen+1, smithyext.MaxHeadersLen+1))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
 		streamFault{name: "error message InternalFailure", steps: []fake.Step{fake.ErrorMsg("InternalFailure", "try again")},
 			want: failureWant{code: "InternalFailure", status: 500, retryable: true, kind: smithyext.KindErrorMessage, message: "try again", modeled: as[*smithy.GenericAPIError]}},
 		streamFault{name: "error message with an unknown code", steps: []fake.Step{fake.ErrorMsg("FutureFailure", "new")},
 			want: failureWant{code: "FutureFailure", status: 500, kind: smithyext.KindErrorMessage, message: "new", modeled: as[*smithy.GenericAPIError]}},
 		streamFault{name: "unknown message type", steps: []fake.Step{futureMessage()}, sdkReports: true},
+		stallFault(),
 	)
 }
 
+// matrixStallTimeout is the first-event and idle timeout of the stall
+// fault; the server stalls far longer.
+const matrixStallTimeout = 150 * time.Millisecond
+
+// stallFault is a server that stops sending, with both stall timeouts on:
+// before content the attempt is retried, after content the stream ends
+// with the retryable StreamStalled.
+func stallFault() streamFault {
+	return streamFault{name: "stall", steps: []fake.Step{fake.Pause(time.Minute)},
+		opts: []middleware.Option{middleware.WithFirstEventTimeout(matrixStallTimeout), middleware.WithIdleTimeout(matrixStallTimeout)},
+		want: failureWant{code: "StreamStalled", retryable: true, kind: smithyext.KindTransport}}
+}
+
 // claimPrelude is a frame prelude declaring total bytes, with a valid
-// prelude CRC, followed by a few bytes: a frame that can never arrive.
+// prelude CRC, followed by a few bytes: a frame that can never arrive. Its
+// headers length is the smallest that keeps the payload within the
+// format's limit (0 for all but the largest frames).
 func claimPrelude(total uint32) []byte {
+	var headers uint32
+	if total > smithyext.MinFrameLen+smithyext.MaxPayloadLen && total <= smithyext.MaxFrameLen {
+		headers = total - smithyext.MinFrameLen - smithyext.MaxPayloadLen
+	}
+	return claimPreludeHeaders(total, headers)
+}
+
+// claimPreludeHeaders is claimPrelude with the given headers length.
+func claimPreludeHeaders(total, headers uint32) []byte {
 	p := binary.BigEndian.AppendUint32(nil, total)
-	p = binary.BigEndian.AppendUint32(p, 0)
+	p = binary.BigEndian.AppendUint32(p, headers)
 	p = binary.BigEndian.AppendUint32(p, crc32IEEE(p))
 	return append(p, "not the frame it claims"...)
 }
@@ -583,7 +617,7 @@ func TestFaultMatrix(t *testing.T) {
 func matrixStreamFault(t *testing.T, op mop, f streamFault, pos position, how install) {
 	srv := newServer(t)
 	cfg, bodies := countingConfig(srv, 3)
-	run := op.open(cfg, how)
+	run := op.open(cfg, how, f.opts...)
 	sent, sentEvents := op.healthy(matrixContent, "sent")
 	clean, cleanEvents := op.healthy(matrixContent, "clean")
 	k := pos.at(len(sentEvents))
@@ -793,4 +827,91 @@ func TestBareSDKTruncationControl(t *testing.T) {
 			})
 		}
 	}
+}
+
+// chunkFrameOfSize is an InvokeModelWithResponseStream chunk frame whose
+// payload is exactly payloadLen bytes: {"bytes":"<base64>"} padded with
+// JSON whitespace. It returns the frame and the chunk's decoded bytes.
+func chunkFrameOfSize(payloadLen int) ([]byte, []byte) {
+	const wrap = len(`{"bytes":""}`)
+	n := (payloadLen - wrap) / 4 * 3
+	data := []byte(strings.Repeat("abc", n/3))
+	payload := `{"bytes":"` + base64.StdEncoding.EncodeToString(data) + `"}`
+	payload += strings.Repeat(" ", payloadLen-len(payload))
+	var m eventstream.Message
+	m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue("event"))
+	m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("chunk"))
+	m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
+	m.Payload = []byte(payload)
+	return fake.Frame(m), data
+}
+
+// TestFrameSizeBounds: the format allows payloads up to 24 MiB. A 24 MiB
+// chunk is delivered as by the bare SDK; one byte more is a corrupt frame,
+// reported clearly (the bare SDK, which has no limit, delivers it).
+func TestFrameSizeBounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 24 MiB frames")
+	}
+	const maxPayload = 24 << 20
+	for _, tc := range []struct {
+		name    string
+		payload int
+		reject  bool
+	}{
+		{"17 MiB", 17 << 20, false},
+		{"24 MiB", maxPayload, false},
+		{"24 MiB + 1", maxPayload + 1, true},
+	} {
+		frame, data := chunkFrameOfSize(tc.payload)
+		for _, how := range append([]install{bare}, installs...) {
+			t.Run(tc.name+"/"+how.String(), func(t *testing.T) {
+				srv := serverFor(t, how)
+				srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Raw(frame), fake.Chunk([]byte("after"))}})
+				c := newClient(srv, how, 3)
+				res := invokeBig(context.Background(), c)
+				if !tc.reject || how == bare {
+					if res.callErr != nil {
+						t.Fatalf("call failed: %v", res.callErr)
+					}
+					if res.streamErr != nil || len(res.events) != 2 || res.events[0] != len(data) {
+						t.Fatalf("events %v, stream error %v; want the %d-byte chunk and one more", res.events, res.streamErr, len(data))
+					}
+					return
+				}
+				// The first frame: the call fails, not retried.
+				var se *smithyext.StatusError
+				if !errors.As(res.callErr, &se) || se.Code != codeCorrupt || se.Retryable || srv.CallCount() != 1 ||
+					!errors.Is(res.callErr, smithyext.ErrPreludeLength) ||
+					!strings.Contains(res.callErr.Error(), fmt.Sprintf("payload length %d exceeds the event-stream limit of %d bytes", tc.payload, maxPayload)) {
+					t.Fatalf("call error %v, %d calls; want a CorruptFrame naming the payload limit, not retried", res.callErr, srv.CallCount())
+				}
+			})
+		}
+	}
+}
+
+type bigResult struct {
+	events    []int // chunk sizes
+	callErr   error
+	streamErr error
+}
+
+func invokeBig(ctx context.Context, c *bedrockruntime.Client) bigResult {
+	out, err := c.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{}`), ContentType: aws.String("application/json"),
+	})
+	if err != nil {
+		return bigResult{callErr: err}
+	}
+	s := out.GetStream()
+	defer s.Close()
+	var r bigResult
+	for ev := range s.Events() {
+		if ch, ok := ev.(*types.ResponseStreamMemberChunk); ok {
+			r.events = append(r.events, len(ch.Value.Bytes))
+		}
+	}
+	r.streamErr = s.Err()
+	return r
 }

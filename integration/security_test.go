@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -109,7 +110,11 @@ func TestNoCredentialsInErrorsOrLogs(t *testing.T) {
 				if name == "hang" {
 					c.cancelAfter = 3
 				}
-				res := op.open(cfg, configWide)(ctx, c)
+				var opts []middleware.Option
+				if strings.HasSuffix(name, "/"+stallFault().name) {
+					opts = stallFault().opts // a stall is one only with the timeouts on
+				}
+				res := op.open(cfg, configWide, opts...)(ctx, c)
 				calls := srv.Calls()
 				if len(calls) == 0 {
 					t.Fatal("no request reached the server")
@@ -208,7 +213,7 @@ func TestVerboseLogsShowNoCredentials(t *testing.T) {
 // TestHugePreludeClaimEndToEnd: a frame prelude claiming up to 4 GiB (with
 // a valid prelude CRC) inside a stream, before or after content, fails the
 // stream with a clear, typed, non-retryable error and is never allocated;
-// a claim within the 16 MiB limit costs at most the claimed length.
+// a claim within the format's limits costs at most the claimed length.
 func TestHugePreludeClaimEndToEnd(t *testing.T) {
 	cases := []struct {
 		claim   uint32

@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -79,7 +80,13 @@ const (
 	kindCorrupt   soakKind = "corrupt frame"
 	kindHTTP      soakKind = "HTTP error"
 	kindUnknown   soakKind = "unknown message type"
+	kindStall     soakKind = "stall"
 )
+
+// soakStallTimeout is the first-event and idle timeout of every soak
+// client: stalls are detected by it, and no healthy stream (pauses of at
+// most 2 ms) may trip it.
+const soakStallTimeout = 300 * time.Millisecond
 
 var soakKinds = []struct {
 	kind   soakKind
@@ -87,6 +94,7 @@ var soakKinds = []struct {
 }{
 	{kindHealthy, 12}, {kindPause, 8}, {kindException, 22}, {kindEnvelope, 6}, {kindErrorMsg, 6},
 	{kindReset, 8}, {kindCut, 8}, {kindTruncated, 8}, {kindCorrupt, 8}, {kindHTTP, 10}, {kindUnknown, 4},
+	{kindStall, 4},
 }
 
 // soakPlan is one stream: what the server answers to each attempt, what the
@@ -196,6 +204,8 @@ func newSoakPlan(seed uint64, i int) *soakPlan {
 		p.http.persistent = false // the plan's faulty count says how many attempts fail
 	case kindUnknown:
 		p.fault = byName("unknown message type")
+	case kindStall:
+		p.fault = byName("stall")
 	}
 	p.detail = p.fault.name + p.http.name
 
@@ -455,6 +465,8 @@ func TestSoak(t *testing.T) {
 	goleak.VerifyNone(t, baseline)
 }
 
+var soakTimeouts = []middleware.Option{middleware.WithFirstEventTimeout(soakStallTimeout), middleware.WithIdleTimeout(soakStallTimeout)}
+
 // soakWorker runs streams until n have been taken, on its own server and
 // its own clients (one per operation; the SDK's restjson1 protocol shares
 // one event decoder per client, so a client must not run two streams at
@@ -483,7 +495,7 @@ func soakWorker(t *testing.T, w int, seed uint64, n int, next *atomic.Int64, rep
 	how := map[string]install{}
 	for i, op := range matrixOps {
 		how[op.name] = installs[(w+i)%len(installs)]
-		runners[op.name] = op.open(cfg, how[op.name])
+		runners[op.name] = op.open(cfg, how[op.name], soakTimeouts...)
 	}
 
 	for {
@@ -506,7 +518,7 @@ func soakWorker(t *testing.T, w int, seed uint64, n int, next *atomic.Int64, rep
 			// early, the next stream on the same client races with it (go
 			// test -race reports the SDK's codec.go). Not the plugin's to
 			// fix; take a fresh client.
-			runners[p.op.name] = p.op.open(cfg, how[p.op.name])
+			runners[p.op.name] = p.op.open(cfg, how[p.op.name], soakTimeouts...)
 		}
 
 		mu.Lock()

@@ -2,8 +2,10 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	smithy "github.com/aws/smithy-go"
@@ -76,8 +78,17 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // with a *smithyext.StatusError where the raw stream would have delivered an
 // exception, an error message or a transport failure.
 //
+
+// streamBody is the response body the SDK's event reader sees. It replays
+// the frames read ahead, then passes frames through one at a time, and ends
+// with a *smithyext.StatusError where the raw stream would have delivered an
+// exception, an error message or a transport failure.
+//
 // Read is called only by the SDK's reader goroutine; Close may be called
-// from any goroutine, so it is guarded.
+// from any goroutine. The SDK's reader keeps a reference to the body for as
+// long as the caller holds the output, so the body lets go of its frame
+// buffer as soon as the stream has ended: at its end, at a failure, or at
+// Close, whichever comes first.
 type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
@@ -88,17 +99,25 @@ type streamBody struct {
 	// apply to this operation.
 	envelope func(classify.Stream, *smithyext.Frame) *smithyext.StatusError
 
-	pending []byte // wire bytes not yet handed to the SDK's reader
-	next    []byte // after pending: the read-ahead's content frame, in the scanner's buffer
-	err     error  // sticky: returned once pending and next are drained
+	// mu is held by Read for the whole call, and by Close only to release
+	// the buffers (after closing src, which ends a Read blocked on it).
+	mu      sync.Mutex
+	closing atomic.Bool // Close was called: the next holder of mu releases
+	pending []byte      // wire bytes not yet handed to the SDK's reader
+	next    []byte      // after pending: the read-ahead's content frame, in the scanner's buffer
+	err     error       // sticky: returned once pending and next are drained
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// guard, when a stall timeout is set, is what the scanner reads src
+	// through.
+	guard stallGuard
 
 	obs *streamObserver // nil unless the client traces, meters or logs retries
 	// content: the stream delivered its first content event (one not in
 	// the non-content set); kept only while observing.
 	content bool
-
-	closeOnce sync.Once
-	closeErr  error
 
 	// codec decodes this stream's events when WithBedrock isolated the
 	// client's protocol (protocol.go); used by the reader goroutine only.
@@ -107,7 +126,12 @@ type streamBody struct {
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
-	b.scan.Reset(src)
+	if opts.firstEvent > 0 || opts.idle > 0 {
+		b.guard.start(src, b.closeSrc, opts.firstEvent, opts.idle)
+		b.scan.Reset(&b.guard)
+	} else {
+		b.scan.Reset(src)
+	}
 	if opts.envelopes {
 		b.envelope = opts.classifier.EnvelopeDetector(info.Service, info.Operation)
 	}
@@ -118,8 +142,14 @@ func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream,
 // *smithyext.StatusError (or a canceled error) for a failure before content;
 // the frames it read are then discarded with the attempt. On success the
 // frames are queued for replay: the non-content ones copied (they are small
-// and bounded by the read-ahead limit), the content frame left in the
-// scanner's buffer, so a stream never holds two copies of a large frame.
+// and bounded by the read-ahead limit), the last one left in the scanner's
+// buffer, so a stream never holds two copies of a large frame.
+//
+// The read-ahead ends at the first frame that is neither a failure nor a
+// non-content event (content, or a message type the plugin does not
+// know): the SDK reports unknown frames, and must see them as soon as it
+// would without the plugin. It holds at most ReadAheadLimit bytes plus one
+// frame.
 func (b *streamBody) readAhead() error {
 	var ahead []byte
 	var events int
@@ -133,25 +163,27 @@ func (b *streamBody) readAhead() error {
 			if ctxErr := b.ctx.Err(); ctxErr != nil {
 				return &smithy.CanceledError{Err: ctxErr}
 			}
-			return b.opts.classifier.ReadError(b.ctx, b.info, err)
+			return b.readError(err)
 		}
 		if se := b.failure(f); se != nil {
 			return se
 		}
-		isEvent := f.MessageType() == smithyext.MessageTypeEvent
-		if isEvent {
-			events++
-			b.obs.event()
+		if f.MessageType() != smithyext.MessageTypeEvent {
+			b.next = f.Bytes() // not an event: the SDK reports it
+			break
 		}
+		events++
+		b.obs.event()
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
-		if isEvent && (!nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit) {
-			if !nonContent {
-				b.firstContent()
-			}
+		if !nonContent {
+			b.guard.markContent()
+			b.firstContent()
+		}
+		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
 			b.next = f.Bytes() // the first content (or the limit's overflow): replayed from the scanner's buffer
 			break
 		}
-		ahead = append(ahead, f.Bytes()...) // non-content events; unknown message types go to the SDK, which reports them
+		ahead = append(ahead, f.Bytes()...)
 	}
 	b.pending = ahead
 	b.info.Events = events
@@ -160,12 +192,25 @@ func (b *streamBody) readAhead() error {
 
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
 func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	n, err := b.read(p)
+	b.mu.Unlock()
+	if b.closing.Load() && b.mu.TryLock() {
+		// Close ran while this Read held mu (and could not release).
+		b.release()
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *streamBody) read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
 		switch {
 		case b.next != nil:
 			b.pending, b.next = b.next, nil
 		case b.err != nil:
 			b.obs.end(b.err, true, b.info.Events) // the one place the stream's end is seen; records once
+			b.release()
 			return 0, b.err
 		default:
 			b.nextFrame()
@@ -179,6 +224,20 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// release drops every buffer of an ended stream: the scanner's frame
+// buffer and what was still to be replayed. The caller holds mu.
+func (b *streamBody) release() {
+	if b.closing.Load() && b.err == nil {
+		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
+	}
+	b.scan = smithyext.Scanner{}
+	b.pending, b.next = nil, nil
+	b.guard.stop()
+}
+
+// errBodyClosed is what a Read after Close reports.
+var errBodyClosed = errors.New("streamstatus: read on a closed response body")
+
 // nextFrame reads one frame into pending, or sets the sticky error.
 func (b *streamBody) nextFrame() {
 	f, err := b.scan.Next()
@@ -186,7 +245,7 @@ func (b *streamBody) nextFrame() {
 	case err == io.EOF:
 		b.err = io.EOF
 	case err != nil:
-		b.err = b.opts.classifier.ReadError(b.ctx, b.info, err)
+		b.err = b.readError(err)
 	default:
 		if se := b.failure(f); se != nil {
 			b.err = se
@@ -194,12 +253,11 @@ func (b *streamBody) nextFrame() {
 		}
 		if f.MessageType() == smithyext.MessageTypeEvent {
 			b.info.Events++
-			if b.obs != nil {
-				b.obs.event()
-				if !b.content {
-					if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
-						b.firstContent()
-					}
+			b.obs.event()
+			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
+				if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
+					b.guard.markContent()
+					b.firstContent()
 				}
 			}
 		}
@@ -219,6 +277,17 @@ func (b *streamBody) firstContent() {
 	b.obs.firstContent()
 }
 
+// readError classifies a failed read: the caller's context first, then a
+// stall the guard detected, then the read error itself.
+func (b *streamBody) readError(err error) *smithyext.StatusError {
+	if b.ctx.Err() == nil {
+		if stall := b.guard.stalled(); stall != nil {
+			return b.opts.classifier.Stalled(b.info, stall)
+		}
+	}
+	return b.opts.classifier.ReadError(b.ctx, b.info, err)
+}
+
 // failure classifies a frame that ends the stream: an exception, an error
 // message, or an event carrying an in-band error envelope. It returns nil
 // for every other frame.
@@ -232,8 +301,21 @@ func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
 	return b.opts.classifier.Frame(b.info, f)
 }
 
-// Close closes the underlying response body. Safe for concurrent calls.
+// Close closes the underlying response body and releases the stream's
+// buffers. Safe for concurrent calls, and with a Read in progress.
 func (b *streamBody) Close() error {
-	b.closeOnce.Do(func() { b.obs.closed(); b.closeErr = b.src.Close() })
+	b.obs.closed()
+	b.closeSrc()
+	b.closing.Store(true)
+	if b.mu.TryLock() { // else the Read holding mu releases on its way out
+		b.release()
+		b.mu.Unlock()
+	}
 	return b.closeErr
+}
+
+// closeSrc closes the response body once: from Close, or from the stall
+// guard's timer, which thereby ends a Read blocked on the connection.
+func (b *streamBody) closeSrc() {
+	b.closeOnce.Do(func() { b.closeErr = b.src.Close() })
 }

@@ -31,8 +31,16 @@
 //     quota;
 //   - a transport failure before content (reset, truncated frame) does the
 //     same, as a retryable StatusError; a corrupt frame is not retryable;
+//   - a frame of a message type the plugin does not know ends the
+//     read-ahead: the SDK gets it as soon as it would without the plugin,
+//     and reports it;
 //   - otherwise the frames read ahead are replayed to the SDK's reader byte
 //     for byte, followed by the rest of the stream.
+//
+// The read-ahead holds at most [Options.ReadAheadLimit] bytes plus one
+// frame, and a stream holds no frame buffer once it has ended (its end, a
+// failure, or Close), though the SDK's reader keeps the body referenced
+// while the caller holds the output.
 //
 // An event whose payload is an in-band error envelope (an Anthropic
 // {"type":"error"} chunk on InvokeModelWithResponseStream) counts as an
@@ -54,12 +62,25 @@
 // request-body race (closing the body after Do makes net/http close the
 // connection under a still-streaming response).
 //
+// With [WithFirstEventTimeout] or [WithIdleTimeout], the stream body also
+// watches for stalls (stall.go): one timer per stream closes the body when
+// no content event arrived in time after the headers, or no byte arrived
+// for the idle timeout while a frame was awaited. The read that was
+// waiting then fails as a retryable StreamStalled StatusError, which
+// follows the same rules as any other failure: retried before content,
+// stream.Err() after. The caller's context keeps precedence: its
+// cancellation is reported as such, never as a stall.
+//
 // An initialize middleware (backoff.CallStart) gives each call the state a
 // retry budget measures it by: its start and its attempt count, which a
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call
-// before it is sent otherwise.
+// before it is sent otherwise. A budget is the client's retryer, for every
+// operation: with one, CallStart and the finalize middleware go on every
+// operation of the client, streaming or not (Converse, InvokeModel, ...),
+// so its limits hold there too; the stream middlewares go on streaming
+// operations only.
 //
 // # Observability
 //
@@ -82,11 +103,13 @@
 // [WithBedrock] is the one option for bedrockruntime clients. [APIOption]
 // is the same middlewares as a generic API option for any client, and
 // [AppendMiddlewares] installs them on every client made from an
-// aws.Config. Operations without a response event stream are left
-// untouched: the install step looks for the SDK's
-// OperationEventStreamDeserializer and steps aside when it is absent.
-// Operations with an input event stream (InvokeModelWithBidirectionalStream)
-// are left untouched too. A second installation on the same stack (config-
+// aws.Config. Without a budget, operations without a response event
+// stream are left untouched, at no cost per call: the install step looks
+// for the SDK's OperationEventStreamDeserializer and steps aside when it is
+// absent. Operations with an input event stream
+// (InvokeModelWithBidirectionalStream) get no stream middlewares either.
+// With a budget, all of them get the budget's two (see above). A second
+// installation on the same stack (config-
 // wide, then client, then call) installs nothing new; the options it sets
 // take precedence over the earlier ones, and those it leaves unset keep
 // their earlier values.

@@ -135,3 +135,42 @@ func ExampleAPIOption() {
 	fmt.Println(status.HTTPStatusCode(), "server calls:", srv.CallCount())
 	// Output: 400 server calls: 1
 }
+
+// A stream that stalls before its first content event is closed after the
+// first-event timeout and retried by the SDK's retryer, like any failure
+// before content.
+func ExampleWithFirstEventTimeout() {
+	srv, _ := fake.NewServer()
+	defer srv.Close()
+	srv.Enqueue(
+		fake.Response{Steps: []fake.Step{fake.MessageStart(), fake.Pause(time.Minute)}}, // a stall
+		fake.Response{Steps: fake.ConverseText("Hello")},
+	)
+
+	client := bedrockruntime.NewFromConfig(exampleConfig(srv),
+		middleware.WithBedrock(middleware.WithFirstEventTimeout(100*time.Millisecond)))
+	text, err := converse(context.Background(), client)
+	fmt.Println(text, err, "server calls:", srv.CallCount())
+	// Output: [Hello] <nil> server calls: 2
+}
+
+// After content, a stall ends the stream with a retryable StreamStalled
+// error counting the events delivered; the caller's own context errors
+// stay distinct from it.
+func ExampleWithIdleTimeout() {
+	srv, _ := fake.NewServer()
+	defer srv.Close()
+	srv.Enqueue(fake.Response{Steps: []fake.Step{
+		fake.MessageStart(), fake.TextDelta("Hel"), fake.Pause(time.Minute),
+	}})
+
+	client := bedrockruntime.NewFromConfig(exampleConfig(srv),
+		middleware.WithBedrock(middleware.WithIdleTimeout(100*time.Millisecond)))
+	text, err := converse(context.Background(), client)
+
+	var se *smithyext.StatusError
+	if errors.As(err, &se) {
+		fmt.Println(text, se.ErrorCode(), se.RetryableError(), se.EventsDelivered(), errors.Is(err, context.DeadlineExceeded))
+	}
+	// Output: [Hel] StreamStalled true 2 false
+}

@@ -15,15 +15,17 @@ import (
 
 // finalizeMiddleware runs once per attempt, just inside the SDK's Retry
 // middleware. With a budget (WithBudget), it first checks that the
-// attempt's token came from that budget's retryer.
-type finalizeMiddleware struct{ budget *backoff.Budget }
+// attempt's token came from that budget's retryer. It is the one
+// middleware of this package on every operation it installs on, so it
+// also holds the options it was installed with.
+type finalizeMiddleware struct{ opts *resolved }
 
 func (*finalizeMiddleware) ID() string { return FinalizeID }
 
 func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
 	out smithymiddleware.FinalizeOutput, md smithymiddleware.Metadata, err error,
 ) {
-	if m.budget != nil && backoff.UsedBudget(ctx) != m.budget {
+	if b := m.opts.budget; b != nil && backoff.UsedBudget(ctx) != b {
 		return out, md, errRetryerNotBudget
 	}
 	out, md, err = next.HandleFinalize(ctx, in)

@@ -34,17 +34,32 @@ const (
 // InvokeModelWithResponseStream.
 //
 // WithBedrock also makes one client safe for many goroutines: smithy-go
-// v1.28.9 decodes every response stream of a client through one shared
-// event-stream codec, so concurrent streams race and, with an event type the
-// SDK does not know, receive each other's bytes (smithy-go #714). WithBedrock
-// gives each stream its own codec (protocol.go), at construction or per call.
-// A Protocol you set yourself in the client's options is left as it is.
+// v1.28.9 encodes and decodes every event stream of a client through one
+// shared event-stream codec, so concurrent streams race and, with an event
+// type the SDK does not know, receive each other's bytes (smithy-go #714).
+// WithBedrock gives each response stream its own codec, and each input event
+// (InvokeModelWithBidirectionalStream's Send) a codec of its own for the
+// time it is encoded (protocol.go), at construction or per call.
+//
+// Cost: at construction, none per stream measurable. Per call, build the
+// option once and pass the same value to every call: the isolation then
+// costs about 2 allocations per stream (codecs are pooled per option value);
+// an option built anew for every call pools nothing and costs about 9.
+//
+// To do this WithBedrock wraps the client's Protocol option when it is a
+// restJson1 protocol (*restjson1.Protocol), which bedrockruntime.New always
+// sets before applying options; a restJson1 protocol you set yourself cannot
+// be told apart from it and is wrapped too (its requests and responses still
+// go through it; only event-stream messages use WithBedrock's codecs). A
+// protocol of any other type is left as it is, and then its streams are
+// isolated only if it does that itself.
 func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
+	codecs := newCodecPool()
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
-		isolateClientProtocol(o) // one event-stream codec per stream: protocol.go
+		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
 		}
@@ -56,7 +71,10 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 //
 //	c := sagemakerruntime.NewFromConfig(cfg, sagemakerruntime.WithAPIOptions(middleware.APIOption()))
 //
-// On a stack without a response event stream it does nothing. Installing
+// On an operation without a response event stream it installs nothing,
+// unless a budget is set (WithBudget): the budget is then the retryer of
+// every operation, so its call state and retryer check go on all of them
+// (see WithBudget). Installing
 // twice on one stack (for example through both AppendMiddlewares and
 // WithBedrock) installs once, with the options of both: what the later,
 // more specific installation sets (WithClassifier, WithBudget, ...) takes
@@ -68,6 +86,9 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 // SDK's codec exactly as without streamstatus (smithy-go #714). For Bedrock
 // clients used from many goroutines, use WithBedrock, or add it per call:
 // c.ConverseStream(ctx, in, middleware.WithBedrock()).
+//
+// The stall timeouts (WithFirstEventTimeout, WithIdleTimeout) follow the
+// same rule: a per-call option that names them sets them for that call.
 func APIOption(opts ...Option) func(*smithymiddleware.Stack) error {
 	return resolve(opts).apiOption()
 }
@@ -92,32 +113,39 @@ func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts .
 // The body guard holds no state; one value serves every stack.
 var bodyGuard = &bodyGuardMiddleware{}
 
-// install places the middlewares on one operation's stack.
+// install places the middlewares on one operation's stack: on an operation
+// with a response event stream, all of them; on any other operation of a
+// client with a budget, the budget's (CallStart and the finalize
+// middleware's retryer check), since the budget is the client's retryer
+// for every operation; on any other operation without a budget, nothing,
+// at no cost per call.
 func install(stack *smithymiddleware.Stack, r *resolved) error {
-	if _, ok := stack.Deserialize.Get(eventStreamDeserializerID); !ok {
-		return nil // no response event stream: nothing to do, at no cost per call
-	}
-	if _, ok := stack.Finalize.Get(inputStreamWriterID); ok {
-		return nil // input event streams (bidirectional) are out of scope
-	}
-	if _, ok := stack.Build.Get(inputStreamBuildID); ok {
+	streaming := hasResponseStreamOnly(stack)
+	if !streaming && r.budget == nil {
 		return nil
 	}
-	if m, ok := stack.Deserialize.Get(DeserializeID); ok {
-		return reinstall(stack, m.(*deserializeMiddleware).opts, r)
+	if r.err != nil {
+		return r.err
+	}
+	if m, ok := stack.Finalize.Get(FinalizeID); ok {
+		return reinstall(stack, m.(*finalizeMiddleware).opts, r)
 	}
 	if _, ok := stack.Finalize.Get(retryID); !ok {
 		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
 			"streamstatus needs the SDK's retry middleware (is a custom stack removing it?)", stack.ID(), retryID)
 	}
-	if err := stack.Deserialize.Insert(r.deserialize, eventStreamDeserializerID, smithymiddleware.After); err != nil {
-		return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
+	if streaming {
+		if err := stack.Deserialize.Insert(r.deserialize, eventStreamDeserializerID, smithymiddleware.After); err != nil {
+			return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
+		}
 	}
 	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
-	if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
-		return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
+	if streaming {
+		if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
+			return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
+		}
 	}
 	if err := addObserver(stack); err != nil {
 		return err
@@ -130,6 +158,20 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	return nil
 }
 
+// hasResponseStreamOnly reports whether the operation has a response event
+// stream and no input event stream (bidirectional operations are out of
+// scope for the stream middlewares).
+func hasResponseStreamOnly(stack *smithymiddleware.Stack) bool {
+	if _, ok := stack.Deserialize.Get(eventStreamDeserializerID); !ok {
+		return false
+	}
+	if _, ok := stack.Finalize.Get(inputStreamWriterID); ok {
+		return false
+	}
+	_, ok := stack.Build.Get(inputStreamBuildID)
+	return !ok
+}
+
 // reinstall applies a later installation's options to a stack installed
 // with earlier ones (see APIOption).
 func reinstall(stack *smithymiddleware.Stack, earlier, later *resolved) error {
@@ -137,8 +179,10 @@ func reinstall(stack *smithymiddleware.Stack, earlier, later *resolved) error {
 	if r == earlier {
 		return nil
 	}
-	if _, err := stack.Deserialize.Swap(DeserializeID, r.deserialize); err != nil {
-		return fmt.Errorf("streamstatus: reinstall %s on %s: %w", DeserializeID, stack.ID(), err)
+	if _, ok := stack.Deserialize.Get(DeserializeID); ok {
+		if _, err := stack.Deserialize.Swap(DeserializeID, r.deserialize); err != nil {
+			return fmt.Errorf("streamstatus: reinstall %s on %s: %w", DeserializeID, stack.ID(), err)
+		}
 	}
 	if _, err := stack.Finalize.Swap(FinalizeID, r.finalize); err != nil {
 		return fmt.Errorf("streamstatus: reinstall %s on %s: %w", FinalizeID, stack.ID(), err)

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 
+	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
@@ -123,5 +125,44 @@ func TestAppendMiddlewaresAddsOneAPIOption(t *testing.T) {
 	stack, err := stackOf(t, "ConverseStream", cfg.APIOptions...)
 	if err != nil || !strings.Contains(stack, middleware.DeserializeID) {
 		t.Fatalf("AppendMiddlewares did not install: %v\n%s", err, stack)
+	}
+}
+
+// TestInstallWithABudgetPutsTheBudgetOnEveryOperation: the budget is the
+// client's retryer, so with WithBudget every operation gets the call state
+// and the retryer check; only streaming ones get the stream middlewares.
+// An earlier install without a budget, then one with, does the same; so do
+// a later one that changes other options, and a later budget (which
+// replaces the earlier one).
+func TestInstallWithABudgetPutsTheBudgetOnEveryOperation(t *testing.T) {
+	b := backoff.NewBudget()
+	for _, tc := range []struct {
+		name string
+		opts []func(*smithymiddleware.Stack) error
+	}{
+		{"once", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(b))}},
+		{"after one without", []func(*smithymiddleware.Stack) error{middleware.APIOption(), middleware.APIOption(middleware.WithBudget(b))}},
+		{"before one without", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(b)),
+			middleware.APIOption(middleware.WithClassifier(classify.Default()))}},
+		{"then another budget", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(backoff.NewBudget())),
+			middleware.APIOption(middleware.WithBudget(b))}},
+	} {
+		for _, op := range []string{"InvokeModel", "Converse", "InvokeModelWithBidirectionalStream", "ConverseStream"} {
+			t.Run(tc.name+"/"+op, func(t *testing.T) {
+				stack, err := stackOf(t, op, tc.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, seq := range [][]string{{"Retry", middleware.FinalizeID}, {backoff.CallStartID}} {
+					if strings.Count(stack, strings.Join(seq, "\n\t\t")) != 1 {
+						t.Errorf("stack lacks one sequence %v:\n%s", seq, stack)
+					}
+				}
+				streaming := op == "ConverseStream"
+				if strings.Contains(stack, middleware.DeserializeID) != streaming || strings.Contains(stack, middleware.BodyGuardID) != streaming {
+					t.Errorf("stream middlewares installed: %v, want %v:\n%s", !streaming, streaming, stack)
+				}
+			})
+		}
 	}
 }

@@ -1,11 +1,21 @@
 package middleware_test
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	var opts []goleak.Option
+	if os.Getenv(bidiChildEnv) == "1" {
+		// Only in TestDefect_BidiInputSharedCodec's child process: the SDK
+		// leaks one goroutine per InvokeModelWithBidirectionalStream call,
+		// with or without streamstatus (bedrockruntime v1.63.13
+		// api_client.go:474, `for result := range resultChan` over a channel
+		// nothing closes). Everything else still counts as a leak there.
+		opts = append(opts, goleak.IgnoreAnyFunction(sdkBidiLeak))
+	}
+	goleak.VerifyTestMain(m, opts...)
 }

@@ -1,8 +1,10 @@
 package middleware
 
 import (
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
@@ -45,6 +47,21 @@ type Options struct {
 	// Budget, when set, is the retry budget of the clients the middlewares
 	// are installed on (see WithBudget).
 	Budget *backoff.Budget
+
+	// FirstEventTimeout, when positive, fails an attempt whose stream
+	// carries no content event within this long of its response headers
+	// (see WithFirstEventTimeout). Zero: no limit.
+	FirstEventTimeout time.Duration
+
+	// IdleTimeout, when positive, fails a stream that delivers no byte for
+	// this long while the next frame is awaited (see WithIdleTimeout).
+	// Zero: no limit.
+	IdleTimeout time.Duration
+
+	// firstEventSet and idleSet record that WithFirstEventTimeout and
+	// WithIdleTimeout were used, so that a later installation (per call)
+	// can set a timeout to 0 over an earlier one's.
+	firstEventSet, idleSet bool
 }
 
 // Option changes Options.
@@ -79,13 +96,48 @@ func WithoutErrorEnvelopes() Option {
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
 //	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
 //
-// A call whose retryer is not built from the budget fails before it is
-// sent, with an error saying so: a budget is never silently off. Every
-// install marks when each call starts and counts its attempts, which the
-// budget's limits measure (a cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above
-// the budget's MaxAttempts does not lift it).
+// The budget is the client's retryer, so it holds for every operation of
+// the client, streaming or not: with WithBudget, the install puts the
+// call state the budget's limits measure (backoff.CallStart: each call's
+// start and attempts) and the retryer check on every operation, and the
+// event-stream middlewares on streaming ones only. A call whose
+// retryer is not built from the budget fails before it is sent, with an
+// error saying so: a budget is never silently off. A cfg.RetryMaxAttempts
+// or AWS_MAX_ATTEMPTS above the budget's MaxAttempts does not lift it.
+// Without a budget, operations without a response event stream are left
+// untouched.
 func WithBudget(budget *backoff.Budget) Option {
 	return func(o *Options) { o.Budget = budget }
+}
+
+// WithFirstEventTimeout fails an attempt whose stream carries no content
+// event within d of its response headers: the plugin closes the connection
+// and the attempt fails with a retryable *smithyext.StatusError (code
+// classify.CodeStreamStalled, no HTTP status), which the client's retryer
+// retries like a first-frame throttle. Non-content events
+// (NonContentEvents, such as messageStart) do not stop the clock. It
+// measures time to first content, the model's cold start included: pick d
+// well above the model's usual time to first token.
+//
+// Off by default. Given per call (as an argument of the operation), it
+// overrides the timeouts of the client's installation for that call.
+// A negative d fails the first call with an error naming the option.
+func WithFirstEventTimeout(d time.Duration) Option {
+	return func(o *Options) { o.FirstEventTimeout, o.firstEventSet = d, true }
+}
+
+// WithIdleTimeout fails a stream that delivers no byte for d while the
+// plugin waits for the next frame (time the consumer spends on an event
+// does not count). Before content the attempt fails and is retried, as
+// with WithFirstEventTimeout; after content stream.Err() is the retryable
+// *smithyext.StatusError (code classify.CodeStreamStalled) counting the
+// events delivered, and nothing is re-sent.
+//
+// Off by default. Given per call, it overrides the client's timeouts for
+// that call. A negative d fails the first call with an error naming the
+// option.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *Options) { o.IdleTimeout, o.idleSet = d, true }
 }
 
 // resolved is Options after defaults, in the form the middlewares use.
@@ -103,6 +155,11 @@ type resolved struct {
 	// merged caches, per earlier installation on a stack, the options
 	// merged with this one's (see over).
 	merged sync.Map // *resolved -> *resolved
+
+	// Stall timeouts (0: off); err reports an invalid value on the first
+	// call.
+	firstEvent, idle time.Duration
+	err              error
 }
 
 func resolve(opts []Option) *resolved {
@@ -129,8 +186,15 @@ func resolveOptions(o Options) *resolved {
 	for _, e := range events {
 		r.nonContent[e] = struct{}{}
 	}
+	r.firstEvent, r.idle = o.FirstEventTimeout, o.IdleTimeout
+	switch {
+	case r.firstEvent < 0:
+		r.err = fmt.Errorf("streamstatus: WithFirstEventTimeout(%v): the timeout must be positive, or 0 for none", r.firstEvent)
+	case r.idle < 0:
+		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
+	}
 	r.deserialize = &deserializeMiddleware{opts: r}
-	r.finalize = &finalizeMiddleware{budget: r.budget}
+	r.finalize = &finalizeMiddleware{opts: r}
 	return r
 }
 
@@ -158,6 +222,12 @@ func (r *resolved) over(earlier *resolved) *resolved {
 	}
 	if later.Budget != nil && later.Budget != o.Budget {
 		o.Budget, changed = later.Budget, true
+	}
+	if (later.firstEventSet || later.FirstEventTimeout != 0) && later.FirstEventTimeout != o.FirstEventTimeout {
+		o.FirstEventTimeout, changed = later.FirstEventTimeout, true
+	}
+	if (later.idleSet || later.IdleTimeout != 0) && later.IdleTimeout != o.IdleTimeout {
+		o.IdleTimeout, changed = later.IdleTimeout, true
 	}
 	merged := earlier
 	if changed {

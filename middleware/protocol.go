@@ -28,23 +28,46 @@ import (
 //
 // One codec per stream is exactly what a client used by one goroutine gets.
 // So WithBedrock replaces the client's protocol with isolatedProtocol:
-// everything is the client's own protocol except DeserializeEventMessage,
-// which the SDK's EventStreamReader calls from the stream's reader
-// goroutine with the response body as reader. With our deserialize
-// middleware that body is a *streamBody, and it carries the stream's codec
-// from its first message to its last. The reader goroutine stops at the
-// first error DeserializeEventMessage returns (io.EOF included), so the
-// codec then goes back to a pool of the client's, for a later stream: a
-// codec is 5 allocations (restjson1.New and the decoder it builds on first
-// use), too many to pay per stream. That is safe because nothing a codec
-// returns points into it: payloads are decoded into fresh memory, unknown
-// events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing pins
-// it). A stream closed early whose goroutine stops without an error just
-// leaves its codec to the garbage collector. A reader that is not ours (an
-// operation our middleware does not wrap, such as the bidirectional stream's
-// output, or a body another middleware wrapped around ours) borrows a codec
-// for one message at a time. Input event streams (SerializeEventMessage)
-// keep the client's codec, as without streamstatus.
+// everything is the client's own protocol except the four event-stream
+// methods, which never touch the client's codec.
+//
+// DeserializeEventMessage is called by the SDK's EventStreamReader from the
+// stream's reader goroutine with the response body as reader. With our
+// deserialize middleware that body is a *streamBody, and it carries the
+// stream's codec from its first message to its last. The reader goroutine
+// stops at the first error DeserializeEventMessage returns (io.EOF
+// included), so the codec then goes back to a pool, for a later stream: a
+// codec is 5 allocations (restjson1.New's 3 and 2 more when it first
+// decodes: its decoder), too many to pay per stream. That is safe because nothing a
+// codec returns points into it: payloads are decoded into fresh memory,
+// unknown events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing
+// pins it). A stream closed early whose goroutine stops without an error
+// just leaves its codec to the garbage collector. A reader that is not ours
+// (an operation our middleware does not wrap, such as the bidirectional
+// stream's output, or a body another middleware wrapped around ours)
+// borrows a codec for one message at a time.
+//
+// SerializeEventMessage (input event streams: the bidirectional stream's
+// Send, from the SDK's EventStreamWriter goroutine) borrows a codec for one
+// message: the shared codec's encoder resets its buffers on every message,
+// so two streams sending at once would interleave each other's frames. The
+// codec writes the whole frame to w before it returns and keeps neither w
+// nor anything it serialized (the payload comes from a fresh shape
+// serializer per message; the frame is its encoder's buffer, handed to
+// w.Write, which by io.Writer's contract does not retain it; the SDK's w,
+// an eventstream.SigningWriter or an io.PipeWriter, copies it before
+// returning). SerializeInitialRequest and DeserializeInitialResponse borrow
+// the same way; restJson1 never calls them (HasInitialEventMessage is
+// false), they are routed so that no event-stream method reaches the
+// client's codec.
+//
+// The pool belongs to one WithBedrock option value, not to a client: a
+// client built with it keeps one isolatedProtocol, and the same option
+// passed per call (to a client built without it) wraps that call's protocol
+// with a fresh isolatedProtocol on the same pool, so a per-call option built
+// once and reused costs one allocation per call. Codecs are interchangeable
+// (restjson1.New ignores its arguments), so clients sharing an option share
+// spare codecs safely.
 //
 // APIOption and AppendMiddlewares cannot do this: an API option receives
 // the operation's stack, never the client's Options, and the SDK's
@@ -62,18 +85,31 @@ import (
 // isolatedProtocol is a client's restJson1 protocol with one event-stream
 // codec per response stream.
 type isolatedProtocol struct {
-	smithyhttp.ClientProtocol // the client's own, for everything but event decoding
-	codecs                    sync.Pool
+	smithyhttp.ClientProtocol            // the client's own, for everything but event streams
+	codecs                    *sync.Pool // of *restjson1.Protocol; newCodecPool
 }
 
-// isolateEventStreams returns p with event decoding isolated per stream, if
-// p is the SDK's restJson1 protocol. Any other protocol (one the user set,
-// or p already isolated) is returned as it is.
-func isolateEventStreams(p smithyhttp.ClientProtocol) smithyhttp.ClientProtocol {
+// Unwrap returns the protocol isolatedProtocol wraps, which serves
+// everything but event-stream messages.
+func (p *isolatedProtocol) Unwrap() smithyhttp.ClientProtocol { return p.ClientProtocol }
+
+// newCodecPool returns an empty pool of event-stream codecs.
+func newCodecPool() *sync.Pool {
+	return &sync.Pool{New: newEventCodec}
+}
+
+// isolateEventStreams returns p with its event streams isolated per stream,
+// codecs taken from codecs, if p is a restJson1 protocol: the one
+// bedrockruntime.New sets, or one the user set, which cannot be told apart
+// (wrapping it is harmless: everything but event-stream messages still goes
+// through it, and restjson1.New ignores its arguments, so our codecs encode
+// and decode exactly as its own). Any other protocol, p already isolated
+// included, is returned as it is.
+func isolateEventStreams(p smithyhttp.ClientProtocol, codecs *sync.Pool) smithyhttp.ClientProtocol {
 	if _, ok := p.(*restjson1.Protocol); !ok {
 		return p
 	}
-	return &isolatedProtocol{ClientProtocol: p, codecs: sync.Pool{New: newEventCodec}}
+	return &isolatedProtocol{ClientProtocol: p, codecs: codecs}
 }
 
 // newEventCodec returns a codec of its own for one stream: a restJson1
@@ -98,7 +134,7 @@ var clientProtocolType = reflect.TypeFor[smithyhttp.ClientProtocol]()
 // the library's floor for every user (see README "Compatibility"); it is
 // this package's own option struct argument, read and set once per
 // WithBedrock application, never an SDK internal.
-func isolateClientProtocol(opts any) {
+func isolateClientProtocol(opts any, codecs *sync.Pool) {
 	v := reflect.ValueOf(opts)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return
@@ -107,7 +143,7 @@ func isolateClientProtocol(opts any) {
 	if !f.IsValid() || !f.CanSet() || f.Type() != clientProtocolType || f.IsNil() {
 		return
 	}
-	f.Set(reflect.ValueOf(isolateEventStreams(f.Interface().(smithyhttp.ClientProtocol))))
+	f.Set(reflect.ValueOf(isolateEventStreams(f.Interface().(smithyhttp.ClientProtocol), codecs)))
 }
 
 // DeserializeEventMessage decodes the next message of r with r's own codec.
@@ -129,4 +165,28 @@ func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types 
 		b.codec = nil
 	}
 	return ev, err
+}
+
+// SerializeEventMessage encodes one input event with a codec borrowed for
+// this message only.
+func (p *isolatedProtocol) SerializeEventMessage(schema, variant *smithy.Schema, v smithy.Serializable, w io.Writer) error {
+	codec := p.codecs.Get().(*restjson1.Protocol)
+	defer p.codecs.Put(codec)
+	return codec.SerializeEventMessage(schema, variant, v, w)
+}
+
+// SerializeInitialRequest encodes the initial-request message with a
+// borrowed codec.
+func (p *isolatedProtocol) SerializeInitialRequest(schema *smithy.Schema, v smithy.Serializable, w io.Writer) error {
+	codec := p.codecs.Get().(*restjson1.Protocol)
+	defer p.codecs.Put(codec)
+	return codec.SerializeInitialRequest(schema, v, w)
+}
+
+// DeserializeInitialResponse decodes the initial-response message with a
+// borrowed codec.
+func (p *isolatedProtocol) DeserializeInitialResponse(schema *smithy.Schema, r io.Reader, out smithy.Deserializable) error {
+	codec := p.codecs.Get().(*restjson1.Protocol)
+	defer p.codecs.Put(codec)
+	return codec.DeserializeInitialResponse(schema, r, out)
 }

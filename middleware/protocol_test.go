@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -52,15 +53,15 @@ func TestUpstreamCodecStillShared(t *testing.T) {
 // TestIsolateEventStreams pins which protocols WithBedrock replaces.
 func TestIsolateEventStreams(t *testing.T) {
 	sdk := restjson1.New(nil)
-	isolated := isolateEventStreams(sdk)
+	isolated := isolateEventStreams(sdk, newCodecPool())
 	if _, ok := isolated.(*isolatedProtocol); !ok {
 		t.Fatalf("the SDK's restJson1 protocol became %T, want *isolatedProtocol", isolated)
 	}
-	if again := isolateEventStreams(isolated); again != isolated {
+	if again := isolateEventStreams(isolated, newCodecPool()); again != isolated {
 		t.Errorf("isolating twice wrapped again (%T): WithBedrock at construction and per call must share one wrapper", again)
 	}
 	custom := customProtocol{sdk}
-	if got := isolateEventStreams(custom); got != smithyhttp.ClientProtocol(custom) {
+	if got := isolateEventStreams(custom, newCodecPool()); got != smithyhttp.ClientProtocol(custom) {
 		t.Errorf("a protocol the user set was replaced by %T; it must be left as it is", got)
 	}
 }
@@ -72,7 +73,7 @@ type customProtocol struct{ smithyhttp.ClientProtocol }
 // across its messages.
 func TestIsolatedProtocolOneCodecPerStream(t *testing.T) {
 	schema, registry := responseStreamSchema(t)
-	p := isolateEventStreams(restjson1.New(nil))
+	p := isolateEventStreams(restjson1.New(nil), newCodecPool())
 	a, b := benchBody(chunkFrames(3)), benchBody(chunkFrames(3))
 	var first smithyhttp.ClientProtocol
 	for i := range 3 {
@@ -132,7 +133,7 @@ func BenchmarkEventStreamIsolation(b *testing.B) {
 			protocol smithyhttp.ClientProtocol
 		}{
 			{"shared", restjson1.New(nil)},
-			{"isolated", isolateEventStreams(restjson1.New(nil))},
+			{"isolated", isolateEventStreams(restjson1.New(nil), newCodecPool())},
 		} {
 			b.Run(fmt.Sprintf("events=%d/side=%s", events, side.name), func(b *testing.B) {
 				b.ReportAllocs()
@@ -295,4 +296,106 @@ func (c cannedStream) Do(*http.Request) (*http.Response, error) {
 		Header:     http.Header{"Content-Type": {"application/vnd.amazon.eventstream"}},
 		Body:       io.NopCloser(bytes.NewReader(c)),
 	}, nil
+}
+
+// TestPooledCodecKeepsNothingWhenEncoding pins what lets isolatedProtocol
+// lend a codec to one input event at a time (SerializeEventMessage): the
+// codec writes the whole frame to the writer it is given before it returns
+// and never writes to it again, and a frame already written stays intact
+// when the codec encodes the next one. The frame it hands to w.Write is its
+// encoder's own buffer, reused for the next message, so this holds only for
+// writers that copy what they are given (io.Writer's contract); the second
+// half checks that the SDK's writer for input events, eventstream's
+// SigningWriter, does. If either half fails, borrow per stream instead of
+// per message, or copy the frame before writing it.
+func TestPooledCodecKeepsNothingWhenEncoding(t *testing.T) {
+	blob := smithy.NewSchema(smithy.ShapeID{Namespace: "smithy.api", Name: "Blob"}, smithy.ShapeTypeBlob, 0)
+	part := smithy.NewSchema(smithy.ShapeID{Namespace: "test", Name: "Part"}, smithy.ShapeTypeStructure, 1)
+	bytesMember := part.AddMember("bytes", blob)
+	union := smithy.NewSchema(smithy.ShapeID{Namespace: "test", Name: "Input"}, smithy.ShapeTypeUnion, 1)
+	variant := union.AddMember("chunk", part)
+
+	codec := restjson1.New(nil)
+	encode := func(text string) *recordingWriter {
+		w := &recordingWriter{}
+		ev := serializableFunc(func(s smithy.ShapeSerializer) {
+			s.WriteStruct(part)
+			s.WriteBlob(bytesMember, []byte(text))
+			s.CloseStruct()
+		})
+		if err := codec.SerializeEventMessage(union, variant, ev, w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	decodeChunk := func(frame []byte) string {
+		msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(frame), nil)
+		if err != nil {
+			return fmt.Sprintf("undecodable: %v", err)
+		}
+		var chunk struct{ Bytes []byte }
+		if err := json.Unmarshal(msg.Payload, &chunk); err != nil {
+			return fmt.Sprintf("bad payload %q: %v", msg.Payload, err)
+		}
+		return string(chunk.Bytes)
+	}
+
+	a := encode("aaaaaaaaaaaaaaaa")
+	writesA := a.writes
+	b := encode("bbbbbbbbbbbbbbbbbbbbbbbb")
+	if a.writes != writesA {
+		t.Errorf("the codec wrote to the first message's writer while encoding the second (%d writes, then %d)", writesA, a.writes)
+	}
+	if got := decodeChunk(a.frame()); got != "aaaaaaaaaaaaaaaa" {
+		t.Errorf("the first frame, once the codec encoded another, decodes to %q", got)
+	}
+	if got := decodeChunk(b.frame()); got != "bbbbbbbbbbbbbbbbbbbbbbbb" {
+		t.Errorf("the second frame decodes to %q", got)
+	}
+
+	// The SDK signs input events with eventstream.SigningWriter: it must be
+	// done with the frame it was given when Write returns.
+	frame := encode("cccccccccccccccc").frame()
+	var out recordingWriter
+	sw := eventstream.NewSigningWriter(&out, fixedSigner{})
+	if _, err := sw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	for i := range frame {
+		frame[i] = 0 // what the codec's next message does to its buffer
+	}
+	outer, err := eventstream.NewDecoder().Decode(bytes.NewReader(out.frame()), nil)
+	if err != nil {
+		t.Fatalf("signed envelope: %v", err)
+	}
+	if got := decodeChunk(outer.Payload); got != "cccccccccccccccc" {
+		t.Errorf("eventstream.SigningWriter kept the frame it was given: after the buffer was reused, the signed event decodes to %q", got)
+	}
+}
+
+// recordingWriter copies every write, as io.Writer's contract asks.
+type recordingWriter struct {
+	writes int
+	buf    []byte
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *recordingWriter) Close() error { return nil }
+
+func (w *recordingWriter) frame() []byte { return w.buf }
+
+type serializableFunc func(smithy.ShapeSerializer)
+
+func (f serializableFunc) Serialize(s smithy.ShapeSerializer) { f(s) }
+
+// fixedSigner signs every message with the same bytes.
+type fixedSigner struct{}
+
+func (fixedSigner) SignMessage(headers, payload []byte, date time.Time) ([]byte, error) {
+	return []byte("signature"), nil
 }

@@ -49,9 +49,10 @@ import (
 //     1..15 or a headers length above total-16 makes its uint32 payload
 //     length underflow, so it reads on into the following frames (or to
 //     EOF) as payload; smithy-go also has no upper bound. The scanner
-//     rejects such preludes, and totals above MaxFrameLen (16 MiB, the AWS
-//     limit), with ErrPreludeLength before reading anything else: DESIGN.md
-//     §5 invariant 3 (memory per stream bounded by one frame).
+//     rejects such preludes, and header blocks above MaxHeadersLen (128
+//     KiB) or payloads above MaxPayloadLen (24 MiB), the format's limits,
+//     with ErrPreludeLength before reading anything else: DESIGN.md §5
+//     invariant 3 (memory per stream bounded by one frame).
 //   - A lone trailing header-name-length byte. smithy-go decodes headers
 //     from an io.LimitReader and treats io.EOF while reading a header name
 //     as the end of the block, so a block ending in a lone non-zero
@@ -119,6 +120,16 @@ func FuzzScanner(f *testing.F) {
 	f.Add(scanPrelude(0xffffffff, 0))
 	f.Add(scanCat(scanPrelude(40, 25), make([]byte, 28)))
 	f.Add(scanCat(scanPrelude(15, 0), make([]byte, 20)))
+	// The format's bounds (MaxPayloadLen, MaxHeadersLen): preludes one byte
+	// over each, and at each (then the frame is truncated: both decoders
+	// reject it at the end of input).
+	const maxPayload, maxHeaders = smithyext.MaxPayloadLen, smithyext.MaxHeadersLen
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload+1, 0), chunk))
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload+1+40, 40), chunk))
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxHeaders+1, maxHeaders+1), chunk))
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload, 0), chunk))
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MaxFrameLen, maxHeaders), chunk))
+	f.Add(scanCat(chunk, scanPrelude(smithyext.MaxFrameLen, maxHeaders-1), chunk))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		scanFuzzOne(t, data)
@@ -235,7 +246,8 @@ func scanDeliberateDifference(t *testing.T, rest []byte, err error) bool {
 	}
 	total := binary.BigEndian.Uint32(rest[0:4])
 	headersLen := binary.BigEndian.Uint32(rest[4:8])
-	if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || headersLen > total-smithyext.MinFrameLen {
+	if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || headersLen > total-smithyext.MinFrameLen ||
+		headersLen > smithyext.MaxHeadersLen || total-smithyext.MinFrameLen-headersLen > smithyext.MaxPayloadLen {
 		if !errors.Is(err, smithyext.ErrPreludeLength) {
 			t.Fatalf("prelude total %d, headers length %d: scanner answered %v, want ErrPreludeLength", total, headersLen, err)
 		}
@@ -385,6 +397,8 @@ func TestScannerPreludeLengthDiffersFromSmithy(t *testing.T) {
 	}{
 		{15, 0, nil},
 		{smithyext.MaxFrameLen + 1, 0, nil},
+		{smithyext.MinFrameLen + smithyext.MaxPayloadLen + 1, 0, nil},
+		{smithyext.MinFrameLen + smithyext.MaxHeadersLen + 1, smithyext.MaxHeadersLen + 1, nil},
 		{40, 30, scanStr(":event-type", "fifteen-bytes!!")}, // a valid 30-byte header block
 	} {
 		in := scanCat(scanPrelude(c.total, c.headers), c.block, next)

@@ -17,17 +17,27 @@ const (
 	// MinFrameLen is the smallest valid frame: a prelude and a message CRC,
 	// with no headers and no payload.
 	MinFrameLen = 16
-	// MaxFrameLen is the largest frame the scanner accepts, 16 MiB, the AWS
-	// event-stream limit.
-	MaxFrameLen = 16 << 20
+	// MaxPayloadLen is the largest payload of a frame, 25,165,824 bytes
+	// (24 MiB), and MaxHeadersLen the largest encoded header block,
+	// 131,072 bytes (128 KiB): the limits of the format (smithy, "Amazon
+	// Event Stream Specification"). The specification asks services to
+	// enforce them and clients not to enforce lower ones; the scanner
+	// enforces exactly these, so every frame a service may send is accepted
+	// and a frame's memory stays bounded.
+	MaxPayloadLen = 24 << 20
+	MaxHeadersLen = 128 << 10
+	// MaxFrameLen is the largest frame the scanner accepts: a prelude, the
+	// largest header block, the largest payload and the message CRC.
+	MaxFrameLen = MinFrameLen + MaxHeadersLen + MaxPayloadLen
 )
 
 // Sentinel errors carried in [FrameError.Err]; test for them with
 // [errors.Is].
 var (
 	// ErrPreludeLength means the prelude declared an impossible size: a total
-	// length below MinFrameLen or above MaxFrameLen, or a headers length
-	// larger than the total length leaves room for.
+	// length below MinFrameLen or above MaxFrameLen, a headers length
+	// larger than the total length leaves room for, or a header block or
+	// payload above the format's limits (MaxHeadersLen, MaxPayloadLen).
 	ErrPreludeLength = errors.New("event stream: invalid length in frame prelude")
 	// ErrPreludeCRC means the prelude's CRC32 does not match its first 8
 	// bytes.
@@ -188,6 +198,12 @@ func (s *Scanner) next() (*Frame, error) {
 		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("headers length %d exceeds the %d bytes a %d-byte frame has room for",
 				headersLen, total-MinFrameLen, total)}
+	case headersLen > MaxHeadersLen:
+		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+			Detail: fmt.Sprintf("headers length %d exceeds the event-stream limit of %d bytes", headersLen, MaxHeadersLen)}
+	case total-MinFrameLen-headersLen > MaxPayloadLen:
+		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+			Detail: fmt.Sprintf("payload length %d exceeds the event-stream limit of %d bytes", total-MinFrameLen-headersLen, MaxPayloadLen)}
 	}
 	preCRC := crc32.ChecksumIEEE(s.pre[:8])
 	if wire := binary.BigEndian.Uint32(s.pre[8:12]); wire != preCRC {

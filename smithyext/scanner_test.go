@@ -70,6 +70,15 @@ func scanStr(name, value string) []byte {
 
 func scanCat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
+// scanClaimHeaders is the smallest headers length that keeps a frame of
+// the given total within MaxPayloadLen (0 for all but the largest frames).
+func scanClaimHeaders(total uint32) uint32 {
+	if total > smithyext.MinFrameLen+smithyext.MaxPayloadLen && total <= smithyext.MaxFrameLen {
+		return total - smithyext.MinFrameLen - smithyext.MaxPayloadLen
+	}
+	return 0
+}
+
 // scanTimeFromMillis mirrors smithy-go's timeFromEpochMilli.
 func scanTimeFromMillis(ms int64) time.Time {
 	return time.Unix(ms/1e3, (ms%1e3)*int64(time.Millisecond)).UTC()
@@ -639,8 +648,12 @@ func TestScannerRejects(t *testing.T) {
 			wantDetail: "total length 0 is below the minimum 16"},
 		{name: "total_15", input: scanCat(scanPrelude(15, 0), make([]byte, 8)), want: smithyext.ErrPreludeLength,
 			wantDetail: "total length 15 is below the minimum 16"},
-		{name: "total_above_16_MiB", input: scanPrelude(smithyext.MaxFrameLen+1, 0), want: smithyext.ErrPreludeLength,
-			wantDetail: "total length 16777217 exceeds 16777216"},
+		{name: "total_above_max_frame", input: scanPrelude(smithyext.MaxFrameLen+1, 0), want: smithyext.ErrPreludeLength,
+			wantDetail: "total length 25296913 exceeds 25296912"},
+		{name: "payload_above_24_MiB", input: scanPrelude(smithyext.MinFrameLen+smithyext.MaxPayloadLen+1, 0), want: smithyext.ErrPreludeLength,
+			wantDetail: "payload length 25165825 exceeds the event-stream limit of 25165824 bytes"},
+		{name: "headers_above_128_KiB", input: scanPrelude(smithyext.MinFrameLen+smithyext.MaxHeadersLen+1, smithyext.MaxHeadersLen+1), want: smithyext.ErrPreludeLength,
+			wantDetail: "headers length 131073 exceeds the event-stream limit of 131072 bytes"},
 		{name: "total_4_GiB", input: scanPrelude(0xffffffff, 0), want: smithyext.ErrPreludeLength},
 		{name: "headers_len_above_total_minus_16", input: scanCat(scanPrelude(40, 25), make([]byte, 28)), want: smithyext.ErrPreludeLength,
 			wantDetail: "headers length 25 exceeds the 24 bytes a 40-byte frame has room for"},
@@ -779,7 +792,7 @@ func TestScannerOversizedPreludeDoesNotAllocate(t *testing.T) {
 		})
 	}
 	// A bad prelude CRC is also caught before allocating.
-	in := scanPrelude(smithyext.MaxFrameLen, 0)
+	in := scanPrelude(smithyext.MaxFrameLen, smithyext.MaxHeadersLen)
 	in[11] ^= 1
 	s := smithyext.NewScanner(bytes.NewReader(in))
 	if _, err := s.Next(); !errors.Is(err, smithyext.ErrPreludeCRC) || smithyext.ScannerBufCap(s) != 0 {
@@ -791,7 +804,7 @@ func TestScannerOversizedPreludeDoesNotAllocate(t *testing.T) {
 // allocator's size-class rounding), even when the body never arrives.
 func TestScannerAllocatesOnlyDeclaredLength(t *testing.T) {
 	for _, total := range []uint32{100, 5000, smithyext.MaxFrameLen} {
-		s := smithyext.NewScanner(bytes.NewReader(scanPrelude(total, 0)))
+		s := smithyext.NewScanner(bytes.NewReader(scanPrelude(total, scanClaimHeaders(total))))
 		if _, err := s.Next(); !errors.Is(err, smithyext.ErrTruncated) {
 			t.Fatalf("total %d: error %v, want ErrTruncated", total, err)
 		}

@@ -31,7 +31,7 @@ func TestScannerAllocationBoundedByClaim(t *testing.T) {
 	for _, claim := range claims {
 		t.Run(fmt.Sprint(claim), func(t *testing.T) {
 			body := bytes.Repeat([]byte{'x'}, int(min(claim-smithyext.PreludeLen-1, 10)))
-			in := append(scanPrelude(claim, 0), body...)
+			in := append(scanPrelude(claim, scanClaimHeaders(claim)), body...)
 			s := smithyext.NewScanner(bytes.NewReader(in))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)

@@ -113,8 +113,12 @@ func Hang() Step {
 }
 
 // Reset aborts the connection with a TCP RST: what was written so far is
-// flushed, then the connection is hijacked and closed with SO_LINGER 0.
-// The client typically sees "connection reset by peer".
+// flushed, the server waits (up to a minute; less if the client goes away)
+// until the client's kernel has
+// acknowledged all of it (Linux; elsewhere a short pause), then the
+// connection is hijacked and closed with SO_LINGER 0. The client reads
+// every byte written before the Reset, then sees "connection reset by
+// peer".
 func Reset() Step {
 	return Step{kind: stepReset}
 }

@@ -111,6 +111,8 @@ type sideRun struct {
 	plugin      bool
 	outcomes    []outcome  // outcomes[n-1] is call n's
 	attempts    [][]string // attempts[n-1]: the fault of each attempt of call n
+	requestIDs  []string   // requestIDs[n-1]: the x-amzn-RequestId of call n's last attempt
+	bodies      *bodyTracker
 	serverCalls int
 	elapsed     time.Duration
 	recorded    *failureCounter // the plugin side's clients' MeterProvider; nil on the bare side
@@ -129,11 +131,12 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.concurrency
 	defer tr.CloseIdleConnections()
+	bodies := newBodyTracker(tr, cfg.calls)
 	awsCfg := aws.Config{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTREAMCHECK", "streamcheck-not-a-secret", ""),
 		BaseEndpoint: aws.String(ep.URL()),
-		HTTPClient:   &http.Client{Transport: tr},
+		HTTPClient:   &http.Client{Transport: bodies},
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
@@ -142,7 +145,7 @@ func runSide(ctx context.Context, cfg checkConfig, plugin bool, prog *progress) 
 			})
 		},
 	}
-	s := &sideRun{name: bareSide, plugin: plugin, outcomes: make([]outcome, cfg.calls)}
+	s := &sideRun{name: bareSide, plugin: plugin, outcomes: make([]outcome, cfg.calls), bodies: bodies}
 	var clientOpts []func(*bedrockruntime.Options)
 	if plugin {
 		s.name = pluginSide
@@ -180,9 +183,12 @@ feed:
 	prog.finish()
 	s.serverCalls = ep.ServerCalls()
 	s.attempts = make([][]string, cfg.calls)
+	s.requestIDs = make([]string, cfg.calls)
 	for n := 1; n <= cfg.calls; n++ {
 		s.attempts[n-1] = ep.Attempts(n)
+		s.requestIDs[n-1] = ep.RequestID(n)
 	}
+	bodies.settle(bodySettle)
 	return s, ctx.Err()
 }
 

@@ -141,8 +141,8 @@ func TestViolationsAreDetected(t *testing.T) {
 		o4, // call 4: envelope delivered
 		outcomeOf(labels(5), labels(5)[:2], &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", StatusCode: 200, Events: 1}),
 		outcomeOf(labels(6), labels(6), nil), // call 6: a validation error retried until it went away
-	}}
-	got := strings.Join(violations(cfg, s), "\n")
+	}, requestIDs: make([]string, 6), bodies: newBodyTracker(nil, 6)}
+	got := strings.Join(violations(cfg, s, s), "\n")
 	for _, want := range []string{
 		"call 1 (ConverseStream, no fault; attempts: healthy): [events] 1 events delivered twice",
 		"call 2 (InvokeModelWithResponseStream, no fault; attempts: healthy): [no failure] should have completed",

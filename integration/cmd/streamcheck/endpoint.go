@@ -21,8 +21,10 @@ import (
 // callHeader lets a client number its calls itself (see specHelp).
 const callHeader = "X-Streamcheck-Call"
 
-// maxTracked bounds how many calls the endpoint remembers for counting
+// maxTracked bounds how many calls serve's endpoint remembers for counting
 // attempts; the oldest are forgotten first, so a long serve run stays small.
+// The check's endpoints remember every call of the run (a few counts per
+// call, O(calls)), so [server calls] is checked for all of them.
 const maxTracked = 1 << 16
 
 // endpointConfig configures an endpoint.
@@ -32,6 +34,9 @@ type endpointConfig struct {
 	seed   int64
 	events int           // content events per healthy stream
 	delay  time.Duration // wait before each answer
+	// forgetAfter, when above 0, is how many calls the endpoint remembers
+	// (serve: maxTracked); 0 remembers every call (the check).
+	forgetAfter int
 	// log, when set, gets one line per request: call, attempt, operation,
 	// model and the fault injected. Never headers or bodies.
 	log io.Writer
@@ -55,6 +60,9 @@ type callState struct {
 	num      int
 	attempts int
 	faults   []string // the fault of each attempt, "" for none
+	// requestID is the x-amzn-RequestId the fake server answered the last
+	// attempt with.
+	requestID string
 }
 
 // checkLoopback rejects an address that is not host:port on a loopback
@@ -116,11 +124,25 @@ func (e *endpoint) Attempts(n int) []string {
 	return nil
 }
 
+// RequestID returns the x-amzn-RequestId the fake server answered call n's
+// last attempt with, or "" when the endpoint does not know call n.
+func (e *endpoint) RequestID(n int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.byNum[n]; st != nil {
+		return st.requestID
+	}
+	return ""
+}
+
 // answer is the fake server's script: it recognises the call, counts the
 // attempt, and answers with the call's healthy stream and its faults.
 func (e *endpoint) answer(c fake.Call) fake.Response {
 	num, attempt, err := e.track(c)
 	if err != nil {
+		if e.cfg.log != nil {
+			e.logf("rejected %s %q: HTTP %d %q", c.Method, c.Path, http.StatusBadRequest, err.Error())
+		}
 		return fake.Response{Status: http.StatusBadRequest, ErrorType: "ValidationException", ErrorMessage: "streamcheck: " + err.Error()}
 	}
 	p := e.cfg.spec.choose(e.cfg.seed, num).forAttempt(c.Operation, attempt)
@@ -142,8 +164,11 @@ func (e *endpoint) answer(c fake.Call) fake.Response {
 	}
 	desc := describePick(p)
 	e.mu.Lock()
-	if st := e.byNum[num]; st != nil && len(st.faults) < 64 {
-		st.faults = append(st.faults, desc)
+	if st := e.byNum[num]; st != nil {
+		if len(st.faults) < 64 {
+			st.faults = append(st.faults, desc)
+		}
+		st.requestID = c.RequestID
 	}
 	e.mu.Unlock()
 	if e.cfg.log != nil {
@@ -213,8 +238,10 @@ func (e *endpoint) track(c fake.Call) (num, attempt int, err error) {
 		st = &callState{num: num}
 		e.calls[key] = st
 		e.byNum[num] = st
-		e.order = append(e.order, key)
-		if len(e.order) > maxTracked {
+		if e.cfg.forgetAfter > 0 {
+			e.order = append(e.order, key)
+		}
+		if e.cfg.forgetAfter > 0 && len(e.order) > e.cfg.forgetAfter {
 			old := e.order[0]
 			e.order = e.order[1:]
 			if gone := e.calls[old]; gone != nil && e.byNum[gone.num] == gone {

@@ -12,65 +12,124 @@ import (
 // when classify's tables are wrong.
 
 // documented is one row of a documented table: the HTTP status a failure
-// must carry and whether the documentation says a retry may cure it.
+// must carry, whether the documentation says a retry may cure it, whether
+// it is a throttle, and the code ErrorCode() must give.
 type documented struct {
 	status    int
 	retryable bool
+	throttle  bool
+	code      string // "" when the row names none (HTTP answers without an error type)
 	source    string
 }
 
 // Sources of the rows below.
 const (
-	srcBedrock   = "Bedrock stream exceptions (README status table, DESIGN §2)"
-	srcAnthropic = "Anthropic error types (docs.anthropic.com/en/api/errors)"
-	srcAWSCodes  = "AWS common errors (docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html)"
-	srcUnknown   = "unknown exception type: 500, not retried (DESIGN §2)"
-	srcHTTP      = "HTTP error answer: left to the SDK's standard retryer (500, 502, 503, 504 and throttle codes retried)"
-	srcTransport = "connection failure: a transport StatusError, retryable (README \"What you get on an error\")"
-	srcCorrupt   = "corrupt frame: a corrupt-frame StatusError, not retryable (README \"What you get on an error\")"
+	srcBedrock     = "Bedrock stream exceptions (README status table, DESIGN §2)"
+	srcAnthropic   = "Anthropic error types (docs.anthropic.com/en/api/errors)"
+	srcAWSCodes    = "AWS common errors (docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html)"
+	srcBedrockAPI  = "Bedrock API reference, InvokeModel errors (docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html)"
+	srcSDKThrottle = "aws-sdk-go-v2 aws/retry DefaultThrottleErrorCodes (throttle codes: 429, retried, a throttle)"
+	srcSDKRetry    = "aws-sdk-go-v2 aws/retry DefaultRetryableErrorCodes (retried; 408, HTTP's Request Timeout)"
+	srcUnknown     = "unknown exception type or error code: 500, not retried (DESIGN §2)"
+	srcHTTP        = "HTTP error answer: left to the SDK's standard retryer (500, 502, 503, 504 and throttle codes retried)"
+	srcTransport   = "connection failure: a transport StatusError, retryable (README \"What you get on an error\")"
+	srcCorrupt     = "corrupt frame: a corrupt-frame StatusError, not retryable (README \"What you get on an error\")"
 )
 
-// bedrockExceptions is the Bedrock Runtime status table, by :exception-type.
+// bedrockExceptions is the Bedrock Runtime status table, by :exception-type
+// (DESIGN §2: the modeled code is the type with a capital first letter).
 var bedrockExceptions = map[string]documented{
-	"internalServerException":     {500, true, srcBedrock},
-	"serviceUnavailableException": {503, true, srcBedrock},
-	"throttlingException":         {429, true, srcBedrock},
-	"modelStreamErrorException":   {424, true, srcBedrock},
-	"modelTimeoutException":       {408, true, srcBedrock},
-	"validationException":         {400, false, srcBedrock},
+	"internalServerException":     {500, true, false, "InternalServerException", srcBedrock},
+	"serviceUnavailableException": {503, true, false, "ServiceUnavailableException", srcBedrock},
+	"throttlingException":         {429, true, true, "ThrottlingException", srcBedrock},
+	"modelStreamErrorException":   {424, true, false, "ModelStreamErrorException", srcBedrock}, // a throttle when orig=429
+	"modelTimeoutException":       {408, true, false, "ModelTimeoutException", srcBedrock},
+	"validationException":         {400, false, false, "ValidationException", srcBedrock},
 }
 
-// anthropicErrors is Anthropic's published error list, by error.type.
+// anthropicErrors is Anthropic's published error list, by error.type; the
+// code is the type (README "Anthropic models ... fail in band").
 var anthropicErrors = map[string]documented{
-	"invalid_request_error": {400, false, srcAnthropic},
-	"authentication_error":  {401, false, srcAnthropic},
-	"permission_error":      {403, false, srcAnthropic},
-	"not_found_error":       {404, false, srcAnthropic},
-	"request_too_large":     {413, false, srcAnthropic},
-	"rate_limit_error":      {429, true, srcAnthropic},
-	"api_error":             {500, true, srcAnthropic},
-	"overloaded_error":      {529, true, srcAnthropic},
+	"invalid_request_error": {400, false, false, "invalid_request_error", srcAnthropic},
+	"authentication_error":  {401, false, false, "authentication_error", srcAnthropic},
+	"permission_error":      {403, false, false, "permission_error", srcAnthropic},
+	"not_found_error":       {404, false, false, "not_found_error", srcAnthropic},
+	"request_too_large":     {413, false, false, "request_too_large", srcAnthropic},
+	"rate_limit_error":      {429, true, true, "rate_limit_error", srcAnthropic},
+	"api_error":             {500, true, false, "api_error", srcAnthropic},
+	"overloaded_error":      {529, true, true, "overloaded_error", srcAnthropic},
+}
+
+// awsCommonErrors are the :error-code values of error messages with a
+// documented status on the AWS common errors page, plus the server errors
+// of the same names with Exception (the Bedrock exceptions' modeled codes).
+var awsCommonErrors = map[string]documented{
+	"InternalFailure":             {500, true, false, "", srcAWSCodes},
+	"InternalServerError":         {500, true, false, "", srcAWSCodes},
+	"InternalServerException":     {500, true, false, "", srcAWSCodes},
+	"ServiceUnavailable":          {503, true, false, "", srcAWSCodes},
+	"ServiceUnavailableException": {503, true, false, "", srcAWSCodes},
+	"ValidationError":             {400, false, false, "", srcAWSCodes},
+	"ValidationException":         {400, false, false, "", srcAWSCodes},
+	"SerializationException":      {400, false, false, "", srcAWSCodes},
+	"AccessDeniedException":       {403, false, false, "", srcAWSCodes},
+	"UnrecognizedClientException": {403, false, false, "", srcAWSCodes},
+	"ExpiredTokenException":       {403, false, false, "", srcAWSCodes},
+	"ResourceNotFoundException":   {404, false, false, "", srcAWSCodes},
+	// Bedrock's own quota error (API reference, InvokeModel errors: 400).
+	"ServiceQuotaExceededException": {400, false, false, "", srcBedrockAPI},
+}
+
+// sdkThrottleErrorCodes is aws-sdk-go-v2 aws/retry DefaultThrottleErrorCodes,
+// copied from aws/retry/standard.go of github.com/aws/aws-sdk-go-v2 v1.48.0
+// (the module cache), not imported, so a change in the SDK's list shows up
+// as a failing check: an error message with one of these codes is a
+// throttle, 429, retried.
+var sdkThrottleErrorCodes = []string{
+	"Throttling",
+	"ThrottlingException",
+	"ThrottledException",
+	"RequestThrottledException",
+	"TooManyRequestsException",
+	"ProvisionedThroughputExceededException",
+	"TransactionInProgressException",
+	"RequestLimitExceeded",
+	"BandwidthLimitExceeded",
+	"LimitExceededException",
+	"RequestThrottled",
+	"SlowDown",
+	"PriorRequestNotComplete",
+	"EC2ThrottledException",
+}
+
+// sdkRetryableErrorCodes is aws-sdk-go-v2 aws/retry
+// DefaultRetryableErrorCodes, copied likewise: retried, 408.
+var sdkRetryableErrorCodes = []string{
+	"RequestTimeout",
+	"RequestTimeoutException",
 }
 
 // awsErrorCodes are the :error-code values of error messages with a
-// documented status: the AWS common errors, and the SDK's throttle codes
-// (aws/retry DefaultThrottleErrorCodes) as 429.
-var awsErrorCodes = map[string]documented{
-	"InternalFailure":             {500, true, srcAWSCodes},
-	"ServiceUnavailable":          {503, true, srcAWSCodes},
-	"ThrottlingException":         {429, true, srcAWSCodes},
-	"Throttling":                  {429, true, srcAWSCodes},
-	"ValidationError":             {400, false, srcAWSCodes},
-	"ValidationException":         {400, false, srcAWSCodes},
-	"AccessDeniedException":       {403, false, srcAWSCodes},
-	"UnrecognizedClientException": {403, false, srcAWSCodes},
-	"ExpiredTokenException":       {403, false, srcAWSCodes},
-	"ResourceNotFoundException":   {404, false, srcAWSCodes},
-}
+// documented row: the AWS common errors, the SDK's throttle codes (429,
+// retried, throttle) and the SDK's retryable codes (408, retried). Any
+// other code is an unknown type (DESIGN §2). ErrorCode() is the code sent.
+var awsErrorCodes = func() map[string]documented {
+	m := map[string]documented{}
+	for c, d := range awsCommonErrors {
+		m[c] = d
+	}
+	for _, c := range sdkThrottleErrorCodes {
+		m[c] = documented{429, true, true, "", srcSDKThrottle}
+	}
+	for _, c := range sdkRetryableErrorCodes {
+		m[c] = documented{408, true, false, "", srcSDKRetry}
+	}
+	return m
+}()
 
 // unknownType is the row of an exception, error code or envelope type no
 // table lists.
-var unknownType = documented{500, false, srcUnknown}
+var unknownType = documented{500, false, false, "", srcUnknown}
 
 // httpRetryable is what the SDK's standard retryer retries of the HTTP
 // answers httpFault sends: 500, 502, 503 and 504 by status, 429 by its
@@ -79,7 +138,8 @@ var unknownType = documented{500, false, srcUnknown}
 // leaves HTTP answers to the retryer, so the bare SDK's rule is the rule.
 var httpRetryable = map[int]bool{429: true, 500: true, 502: true, 503: true, 504: true}
 
-// documentedOutcome is the documented row of a fault's failure.
+// documentedOutcome is the documented row of a fault's failure, with the
+// code its error must give.
 func documentedOutcome(r *rule) documented {
 	lookup := func(m map[string]documented, key string) documented {
 		if d, ok := m[key]; ok {
@@ -87,19 +147,29 @@ func documentedOutcome(r *rule) documented {
 		}
 		return unknownType
 	}
+	var d documented
 	switch r.kind.name {
 	case "http":
-		return documented{r.status, httpRetryable[r.status], srcHTTP}
+		// The code is the x-amzn-ErrorType httpFault sends, as the SDK
+		// reads it; 429 (ThrottlingException) is a throttle.
+		return documented{r.status, httpRetryable[r.status], r.status == 429, httpErrorTypes[r.status], srcHTTP}
 	case "error":
-		return lookup(awsErrorCodes, r.code)
+		d = lookup(awsErrorCodes, r.code)
+		d.code = r.code
 	case "anthropicError":
-		return lookup(anthropicErrors, r.envType)
+		d = lookup(anthropicErrors, r.envType)
+		d.code = r.envType
 	case "reset", "cut":
-		return documented{0, true, srcTransport}
+		return documented{0, true, false, "", srcTransport}
 	case "corrupt":
-		return documented{0, false, srcCorrupt}
+		return documented{0, false, false, "", srcCorrupt}
+	default:
+		d = lookup(bedrockExceptions, r.kind.exception)
+		if r.kind.exception == "modelStreamErrorException" && r.orig == 429 {
+			d.throttle = true // DESIGN §2: a throttle when originalStatusCode is 429
+		}
 	}
-	return lookup(bedrockExceptions, r.kind.exception)
+	return d
 }
 
 // expectation is what the streamstatus side must produce for one call.
@@ -111,12 +181,9 @@ type expectation struct {
 	// events is how many events the consumer must get when the call fails:
 	// exactly the healthy stream's first events.
 	events int
-	// upTo relaxes events for a reset: the consumer gets the first events
-	// in order, at most events of them. A TCP RST lets the client's kernel
-	// drop bytes that arrived but were not read yet (RFC 793 §3.4: on a
-	// reset "all segment queues should be flushed"), so no client can be
-	// held to all of them.
-	upTo bool
+	// (After a reset too: the fake waits until the client's kernel has
+	// acknowledged every frame before the reset, so a client reads them
+	// all; see fake.Reset.)
 	// doc is the documented row of the failure (when !complete).
 	doc documented
 	// kind is the StatusError kind of a failure without an HTTP status.
@@ -151,7 +218,7 @@ func expect(cfg checkConfig, n int) expectation {
 	}
 	e.beforeContent = first.kind.http || pos <= nonContentOf(op)
 	if !e.beforeContent {
-		e.serverCalls, e.events, e.upTo = 1, pos, first.kind.name == "reset"
+		e.serverCalls, e.events = 1, pos
 		return e
 	}
 	if !e.doc.retryable {

@@ -357,10 +357,14 @@ func (r *rule) setOption(key, val string) error {
 	return nil
 }
 
-// atoi is strconv.Atoi for plain decimal digits only (no sign, no spaces).
+// atoi is strconv.Atoi for plain decimal digits only: no sign, no spaces,
+// no leading zeros (0429 is not a status, @03 not a frame).
 func atoi(s string) (int, error) {
 	if !digits.MatchString(s) {
 		return 0, fmt.Errorf("%q is not a plain number", s)
+	}
+	if len(s) > 1 && s[0] == '0' {
+		return 0, fmt.Errorf("%q has a leading zero", s)
 	}
 	return strconv.Atoi(s)
 }

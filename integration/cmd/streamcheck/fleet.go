@@ -300,7 +300,7 @@ func fleetWorker(ctx context.Context, cfg fleetConfig, stdout, stderr io.Writer)
 		}()
 	}
 	wg.Wait()
-	res.FellBack = rb != nil && !rb.Shared()
+	res.FellBack = rb != nil && rb.Outages() > 0 // ever, not only at the end: a recovered outage skews the figures too
 	if err := json.NewEncoder(stdout).Encode(res); err != nil {
 		fmt.Fprintf(stderr, "streamcheck fleet: %v\n", err)
 		return 1

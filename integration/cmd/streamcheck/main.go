@@ -166,7 +166,7 @@ func check(ctx context.Context, cfg checkConfig, stdout, stderr io.Writer) int {
 			switch {
 			case !r.PluginInvariants.Met:
 				return exitFailed
-			case r.ToolTimeouts.Bare+r.ToolTimeouts.Plugin > 0:
+			case r.ToolTimeouts.Both > 0:
 				return exitInconclusive
 			}
 			return exitOK
@@ -195,9 +195,10 @@ Usage:
 
 Exit status: 0 when the check's streamstatus side met every invariant below, serve stopped on
 SIGINT/SIGTERM, or the probe's call succeeded; 1 when an invariant was broken (each violation names
-it) or on other failures; 2 for usage errors; 3 when nothing was broken but streamcheck's own
-per-call timeout (sized from -events, -concurrency and the planned pauses) ended calls it could not
-check, reported apart from the library's violations.
+it, a streamstatus call that streamcheck's own timeout ended while the bare SDK finished it
+included: [hang]) or on other failures; 2 for usage errors; 3 when nothing was broken but
+streamcheck's own per-call timeout (sized from -events, -concurrency and the planned pauses) ended
+calls on both sides, which were not checked (a timeout on the bare side only is noted, exit 0).
 
 Invariants of the check (a violation names the one it breaks):
 `+invariantHelp+`

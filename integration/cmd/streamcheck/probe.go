@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,32 +98,12 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.DialContext = conns.dialContext(tr.DialContext)
 	})
-	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}
-	if pc.region != "" {
-		opts = append(opts, config.WithRegion(pc.region))
-	}
-	if pc.profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(pc.profile))
-	}
-	local := isLoopbackURL(pc.endpointURL)
-	if local {
-		// A local endpoint (streamcheck serve) accepts any signature: sign
-		// with made-up static credentials, never with the machine's real
-		// ones (the credential chain, and its last resort, the instance
-		// metadata service, are not consulted at all).
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(dummyAccessKey, dummySecretKey, "")))
-		if pc.region == "" {
-			opts = append(opts, config.WithDefaultRegion(localRegion))
-		}
-	}
-	// Loading reads files and the environment only; bound it all the same.
-	loadCtx, cancel := context.WithTimeout(ctx, pc.credTimeout)
-	cfg, err := config.LoadDefaultConfig(loadCtx, opts...)
-	cancel()
+	cfg, err := probeConfigFor(ctx, pc, httpClient)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: load the AWS configuration: %v\n  check AWS_PROFILE, AWS_CONFIG_FILE, AWS_CA_BUNDLE and ~/.aws/config; %s\n", name, err, credentialsHelp)
 		return exitFailed
 	}
+	local := isLoopbackURL(pc.endpointURL)
 	if cfg.Region == "" {
 		return usageError(stderr, name, "no region: pass --region, or set AWS_REGION or a region in your profile")
 	}
@@ -165,6 +147,41 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	callCtx, cancel := context.WithTimeout(ctx, pc.timeout)
 	defer cancel()
 	return probeCall(callCtx, client, pc, log, stdout, stderr)
+}
+
+// probeConfigFor returns the AWS configuration of the probe.
+//
+// A local endpoint (streamcheck serve) accepts any signature: the probe
+// signs with made-up static credentials, never with the machine's real
+// ones (the credential chain, and its last resort, the instance metadata
+// service, are not consulted at all). Unless --profile names a profile, it
+// reads no shared config either: a loopback endpoint needs no AWS setup, and
+// an AWS_PROFILE naming a profile this machine lacks must not stop it. The
+// region is then --region, AWS_REGION, AWS_DEFAULT_REGION or us-east-1.
+func probeConfigFor(ctx context.Context, pc probeConfig, httpClient aws.HTTPClient) (aws.Config, error) {
+	local := isLoopbackURL(pc.endpointURL)
+	dummy := credentials.NewStaticCredentialsProvider(dummyAccessKey, dummySecretKey, "")
+	if local && pc.profile == "" {
+		region := pc.region
+		if region == "" {
+			region = cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), localRegion)
+		}
+		return aws.Config{Region: region, Credentials: dummy, HTTPClient: httpClient}, nil
+	}
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}
+	if pc.region != "" {
+		opts = append(opts, config.WithRegion(pc.region))
+	}
+	if pc.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(pc.profile))
+	}
+	if local {
+		opts = append(opts, config.WithCredentialsProvider(dummy), config.WithDefaultRegion(localRegion))
+	}
+	// Loading reads files and the environment only; bound it all the same.
+	loadCtx, cancel := context.WithTimeout(ctx, pc.credTimeout)
+	defer cancel()
+	return config.LoadDefaultConfig(loadCtx, opts...)
 }
 
 // checkCredentials retrieves credentials within timeout and returns where

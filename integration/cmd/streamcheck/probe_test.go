@@ -209,15 +209,20 @@ func TestProbeReportsRetries(t *testing.T) {
 
 // TestProbeWithACABundle: with AWS_CA_BUNDLE set (common behind corporate
 // proxies) the config loader must be able to add the bundle to the probe's
-// HTTP client.
+// HTTP client. A loopback endpoint loads the configuration only for an
+// explicit --profile, so the test names one.
 func TestProbeWithACABundle(t *testing.T) {
 	ep, _ := probeEndpoint(t, "none")
-	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	dir := t.TempDir()
+	bundle, cfgFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "config")
 	if err := os.WriteFile(bundle, selfSignedPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr, _ := runChild(t, []string{"AWS_CA_BUNDLE=" + bundle},
-		"probe", "--model", rawModel, "--endpoint-url", ep.URL())
+	if err := os.WriteFile(cfgFile, []byte("[profile probe]\nregion = us-east-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr, _ := runChild(t, []string{"AWS_CA_BUNDLE=" + bundle, "AWS_CONFIG_FILE=" + cfgFile},
+		"probe", "--profile", "probe", "--model", rawModel, "--endpoint-url", ep.URL())
 	if code != exitOK || stderr != "" || !strings.Contains(stdout, "done: 7 events") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -256,5 +261,22 @@ func TestProbeReportsAFailureAfterContent(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// TestProbeOnLoopbackReadsNoProfile: README says a loopback endpoint needs
+// no AWS setup at all; an AWS_PROFILE naming a profile this machine lacks
+// (or a broken shared config file) must not stop the probe, and
+// AWS_REGION still applies.
+func TestProbeOnLoopbackReadsNoProfile(t *testing.T) {
+	ep, _ := probeEndpoint(t, "none")
+	broken := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(broken, []byte("[profile x\nregion = \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr, _ := runChild(t, []string{"AWS_PROFILE=nowhere", "AWS_CONFIG_FILE=" + broken, "AWS_REGION=eu-west-3"},
+		"probe", "--model", rawModel, "--endpoint-url", ep.URL())
+	if code != exitOK || stderr != "" || !strings.Contains(stdout, "done: 7 events") || !strings.Contains(stdout, " in eu-west-3 via ") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	smithy "github.com/aws/smithy-go"
 
+	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -36,10 +38,14 @@ type report struct {
 	Rows map[string]string `json:"rows"`
 }
 
-// toolTimeouts counts the calls that hit streamcheck's own timeout.
+// toolTimeouts counts the calls that hit streamcheck's own timeout. A
+// streamstatus call that hits it while the bare SDK finished the same call
+// is a [hang] violation; a call that hits it on both sides is not checked
+// (inconclusive); a call that hits it on the bare side only was checked.
 type toolTimeouts struct {
 	Bare        int     `json:"bare"`
 	Plugin      int     `json:"plugin"`
+	Both        int     `json:"both"`
 	LongestMs   float64 `json:"longest_timeout_ms"`
 	Explanation string  `json:"explanation,omitempty"`
 }
@@ -100,7 +106,7 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 	}
 	r.Bare = figures(cfg, bare, both)
 	r.Plugin = figures(cfg, plugin, both)
-	v := violations(cfg, plugin)
+	v := violations(cfg, bare, plugin)
 	if v == nil {
 		v = []string{} // [] in JSON, not null
 	}
@@ -117,10 +123,21 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 			r.ToolTimeouts.Plugin++
 		}
 	}
-	if r.ToolTimeouts.Bare+r.ToolTimeouts.Plugin > 0 {
+	for n := 1; n <= cfg.calls; n++ {
+		if bare.outcomes[n-1].toolTimeout && plugin.outcomes[n-1].toolTimeout {
+			r.ToolTimeouts.Both++
+		}
+	}
+	limit := roundForTable(r.ToolTimeouts.LongestMs)
+	switch t := r.ToolTimeouts; {
+	case t.Both > 0:
 		r.ToolTimeouts.Explanation = fmt.Sprintf("streamcheck's own per-call timeout (up to %s, sized from -events, -concurrency and the planned pauses) "+
-			"ended %d bare and %d streamstatus calls; they are not counted as violations and were not checked: "+
-			"rerun with fewer -concurrency or -events on a less loaded machine", roundForTable(r.ToolTimeouts.LongestMs), r.ToolTimeouts.Bare, r.ToolTimeouts.Plugin)
+			"ended %d calls on both sides; they are not counted as violations and were not checked: rerun with fewer -concurrency or -events on a less loaded machine "+
+			"(%d bare and %d streamstatus calls timed out in all; a streamstatus timeout on a call the bare SDK finished is a [hang] violation)",
+			limit, t.Both, t.Bare, t.Plugin)
+	case t.Bare > 0 && t.Plugin == 0:
+		r.ToolTimeouts.Explanation = fmt.Sprintf("streamcheck's own per-call timeout (up to %s) ended %d bare SDK calls; "+
+			"the streamstatus side finished every call and was fully checked", limit, t.Bare)
 	}
 	r.Rows = rowDefinitions()
 	return r
@@ -243,6 +260,12 @@ const (
 	invCount      = "events delivered"
 	invEnvelope   = "no envelope"
 	invNoFailures = "no failure"
+	invRequestID  = "request id"
+	invThrottle   = "throttle"
+	invCode       = "error code"
+	invModeled    = "modeled type"
+	invBodies     = "bodies closed"
+	invHang       = "hang"
 )
 
 // invariantHelp describes the invariants, for -h.
@@ -252,31 +275,52 @@ const invariantHelp = `  [recovered]        a retryable fault before content, se
                      not retryable or comes after content; faulted attempts + 1 for a recovered one
   [events]           the consumer gets exactly the healthy stream, or, when the call fails, exactly the
                      events before the fault's frame (none for a fault before content), never one twice;
-                     after a reset, the first of them in order (a TCP RST may drop bytes not yet read)
+                     a reset included (the endpoint resets only once the client has every frame before it)
   [typed status]     a failure carries the HTTP status the documented tables give the fault (never the
                      stream's 200); a connection fault gives a StatusError of kind transport or corrupt frame
   [retryable]        the failure's RetryableError() is what the documented tables say
   [events delivered] StatusError.EventsDelivered() is the number of events the consumer got
   [no envelope]      no Anthropic error envelope is delivered as an ordinary chunk
   [no failure]       a call without a fault completes
+  [request id]       the failure's ServiceRequestID() is the x-amzn-RequestId the endpoint answered the
+                     call's last attempt with
+  [throttle]         classify.Classify(err).Throttle (the StatusError's own flag; the SDK's throttle
+                     rules for HTTP answers) is what the documented tables say (DESIGN §2 throttle column)
+  [error code]       ErrorCode() is the modeled code: ThrottlingException for throttlingException, the
+                     :error-code sent, the envelope's error.type, the x-amzn-ErrorType of an HTTP answer
+  [modeled type]     errors.As finds the modeled error: *types.XxxException for a Bedrock exception,
+                     *smithy.GenericAPIError with the code for an error message, *classify.EnvelopeError
+                     with the type for an Anthropic envelope
+  [bodies closed]    every response body the side's HTTP client handed out (every attempt, error answers
+                     included) was closed
+  [hang]             a streamstatus call is not ended by streamcheck's own timeout when the bare SDK
+                     finished the same call
   Expected outcomes are written out in the check from the README/DESIGN §2 Bedrock table, Anthropic's
   published error list, the AWS common errors, and the SDK retryer's HTTP rules; not read from classify.
 `
 
 // violations lists the streamstatus side's broken promises, call by call,
-// each naming the invariant it breaks (see invariantHelp).
-func violations(cfg checkConfig, s *sideRun) []string {
+// each naming the invariant it breaks (see invariantHelp). bare is the bare
+// SDK's run of the same calls, which tells a hang from a slow machine.
+func violations(cfg checkConfig, bare, s *sideRun) []string {
 	var out []string
 	for i, o := range s.outcomes {
-		if o.toolTimeout {
-			continue // reported apart: the tool gave up, the library was not checked
-		}
 		n := i + 1
 		op := opOf(n)
 		e := expect(cfg, n)
 		where := fmt.Sprintf("call %d (%s, %s; attempts: %s)", n, op, e.describe(), attemptsText(s.attempts[i]))
 		bad := func(inv, format string, args ...any) {
 			out = append(out, where+": ["+inv+"] "+fmt.Sprintf(format, args...))
+		}
+		if o.toolTimeout {
+			if !bare.outcomes[i].toolTimeout {
+				bad(invHang, "streamcheck's own timeout (%s) ended the call after %d events; the bare SDK finished the same call "+
+					"(%d events, %s)", roundForTable(ms(callTimeout(cfg, n))), o.delivered, bare.outcomes[i].delivered, bareEnd(bare.outcomes[i]))
+			}
+			continue // otherwise reported apart: the tool gave up on both sides, the library was not checked
+		}
+		if opened, open := s.bodies.unclosed(n); open != 0 {
+			bad(invBodies, "%d of the %d response bodies of the call's attempts were never closed", open, opened)
 		}
 
 		if o.dup > 0 {
@@ -285,7 +329,7 @@ func violations(cfg checkConfig, s *sideRun) []string {
 		if o.envelope != "" {
 			bad(invEnvelope, "an %s envelope was delivered as an ordinary chunk", o.envelope)
 		}
-		if calls := len(s.attempts[i]); calls != e.serverCalls && s.attempts[i] != nil {
+		if calls := len(s.attempts[i]); calls != e.serverCalls {
 			why := "documented"
 			switch {
 			case e.fault == nil:
@@ -316,10 +360,7 @@ func violations(cfg checkConfig, s *sideRun) []string {
 			bad(invStatus, "ended without an error; want %s (%s), with exactly %d events before it", e.wantFailure(), e.doc.source, e.events)
 			continue
 		}
-		if e.upTo && (o.prefix != o.delivered || o.delivered > e.events) {
-			bad(invEvents, "the consumer got %d events (%d of them the stream's first, in order); want the first ones in order, "+
-				"at most the %d before the reset", o.delivered, o.prefix, e.events)
-		} else if !e.upTo && !o.exactly(e.events) {
+		if !o.exactly(e.events) {
 			bad(invEvents, "the consumer got %d events (%d of them the stream's first, in order); want exactly the %d before the fault",
 				o.delivered, o.prefix, e.events)
 		}
@@ -342,8 +383,78 @@ func violations(cfg checkConfig, s *sideRun) []string {
 		if isSE && se.Events != o.delivered {
 			bad(invCount, "StatusError.EventsDelivered() = %d, the consumer got %d events", se.Events, o.delivered)
 		}
+		var rid interface{ ServiceRequestID() string }
+		if want := s.requestIDs[i]; !errors.As(o.err, &rid) {
+			bad(invRequestID, "failure has no ServiceRequestID(), want %q (the response's x-amzn-RequestId)", want)
+		} else if got := rid.ServiceRequestID(); got != want {
+			bad(invRequestID, "ServiceRequestID() = %q, want %q (the x-amzn-RequestId of the call's last attempt)", got, want)
+		}
+		if got := classify.Classify(o.err).Throttle; got != e.doc.throttle {
+			bad(invThrottle, "throttle = %v, want %v (%s)", got, e.doc.throttle, e.doc.source)
+		}
+		if e.doc.code != "" {
+			var ae smithy.APIError
+			if !errors.As(o.err, &ae) {
+				bad(invCode, "failure is no smithy.APIError, want ErrorCode() %q", e.doc.code)
+			} else if ae.ErrorCode() != e.doc.code {
+				bad(invCode, "ErrorCode() = %q, want the modeled code %q (%s)", ae.ErrorCode(), e.doc.code, e.doc.source)
+			}
+		}
+		if name, is := modeledType(e.fault); is != nil && !is(o.err) {
+			bad(invModeled, "errors.As finds no %s in the failure: %v", name, o.err)
+		}
 	}
 	return out
+}
+
+// bareEnd says how the bare SDK's call ended.
+func bareEnd(o outcome) string {
+	if o.err == nil {
+		return "no error"
+	}
+	return failureKey(o.err)
+}
+
+// modeledType is the modeled error a fault's failure must unwrap to, by
+// name and as a test; is is nil for faults without one (connection faults,
+// HTTP answers, which the SDK deserializes itself).
+func modeledType(r *rule) (name string, is func(error) bool) {
+	switch r.kind.name {
+	case "error":
+		return fmt.Sprintf("*smithy.GenericAPIError with code %q", r.code), func(err error) bool {
+			var g *smithy.GenericAPIError
+			return errors.As(err, &g) && g.Code == r.code
+		}
+	case "anthropicError":
+		return fmt.Sprintf("*classify.EnvelopeError of type %q", r.envType), func(err error) bool {
+			var env *classify.EnvelopeError
+			return errors.As(err, &env) && env.Type == r.envType
+		}
+	}
+	switch r.kind.exception {
+	case "internalServerException":
+		return "*types.InternalServerException", isA[*types.InternalServerException]
+	case "serviceUnavailableException":
+		return "*types.ServiceUnavailableException", isA[*types.ServiceUnavailableException]
+	case "throttlingException":
+		return "*types.ThrottlingException", isA[*types.ThrottlingException]
+	case "modelStreamErrorException":
+		return "*types.ModelStreamErrorException", func(err error) bool {
+			var m *types.ModelStreamErrorException
+			return errors.As(err, &m) && (r.orig == 0 || (m.OriginalStatusCode != nil && int(*m.OriginalStatusCode) == r.orig))
+		}
+	case "modelTimeoutException":
+		return "*types.ModelTimeoutException", isA[*types.ModelTimeoutException]
+	case "validationException":
+		return "*types.ValidationException", isA[*types.ValidationException]
+	}
+	return "", nil
+}
+
+// isA reports whether errors.As finds a T in err.
+func isA[T error](err error) bool {
+	var t T
+	return errors.As(err, &t)
 }
 
 // attemptsText renders the faults an endpoint sent to each attempt.
@@ -475,8 +586,11 @@ func (r *report) writeTable(w io.Writer) {
 	writeRowDefs(w)
 
 	fmt.Fprintln(w)
-	if r.ToolTimeouts.Explanation != "" {
+	switch {
+	case r.ToolTimeouts.Both > 0:
 		fmt.Fprintln(w, "INCONCLUSIVE:", r.ToolTimeouts.Explanation)
+	case r.ToolTimeouts.Explanation != "":
+		fmt.Fprintln(w, "note:", r.ToolTimeouts.Explanation)
 	}
 	switch {
 	case !r.PluginInvariants.Met:
@@ -484,7 +598,7 @@ func (r *report) writeTable(w io.Writer) {
 		for _, v := range r.PluginInvariants.Violations {
 			fmt.Fprintln(w, "  -", v)
 		}
-	case r.ToolTimeouts.Plugin > 0:
+	case r.ToolTimeouts.Both > 0:
 		fmt.Fprintln(w, "streamstatus met its invariants on every call the check could finish (see INCONCLUSIVE above).")
 	default:
 		fmt.Fprintln(w, "streamstatus met its invariants: every retryable fault before content was recovered, every other fault failed "+

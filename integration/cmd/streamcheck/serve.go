@@ -66,7 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return usageError(stderr, fs.Name(), "--faults: "+err.Error())
 	}
-	ecfg := endpointConfig{addr: cfg.addr, spec: spec, seed: cfg.seed, events: cfg.events, delay: cfg.delay}
+	ecfg := endpointConfig{addr: cfg.addr, spec: spec, seed: cfg.seed, events: cfg.events, delay: cfg.delay, forgetAfter: maxTracked}
 	if !cfg.quiet {
 		ecfg.log = stderr
 	}

@@ -235,19 +235,22 @@ func envelopeMessage(t string) string {
 	return "streamcheck injected " + t
 }
 
+// httpErrorTypes is the x-amzn-ErrorType httpFault sends for a status, the
+// one Bedrock sends; other statuses get none.
+var httpErrorTypes = map[int]string{
+	400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+	408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
+	500: "InternalServerException", 503: "ServiceUnavailableException",
+}
+
 // httpFault is an HTTP error answer with the error type Bedrock sends for
 // the status, so SDKs map it to their modeled errors.
 func httpFault(status int) fake.Response {
-	types := map[int]string{
-		400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
-		408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
-		500: "InternalServerException", 503: "ServiceUnavailableException",
-	}
 	msg := http.StatusText(status)
 	if msg == "" {
 		msg = fmt.Sprintf("HTTP %d", status)
 	}
-	return fake.Response{Status: status, ErrorType: types[status], ErrorMessage: "streamcheck injected: " + msg}
+	return fake.Response{Status: status, ErrorType: httpErrorTypes[status], ErrorMessage: "streamcheck injected: " + msg}
 }
 
 // nonStreamingAnswer is the healthy answer of Converse and InvokeModel.

@@ -113,7 +113,8 @@ func TestToolTimeoutsAreReportedApart(t *testing.T) {
 	timedOut := outcomeOf(labels, labels[:1], errTestDeadline)
 	timedOut.toolTimeout = true
 	ok := outcomeOf(labels, labels, nil)
-	s := &sideRun{name: pluginSide, attempts: [][]string{{""}, {""}}, outcomes: []outcome{timedOut, outcomeOf(streamLabels(opOf(2), 2, 3, checkModel), streamLabels(opOf(2), 2, 3, checkModel), nil)}}
+	s := &sideRun{name: pluginSide, attempts: [][]string{{""}, {""}}, outcomes: []outcome{timedOut, outcomeOf(streamLabels(opOf(2), 2, 3, checkModel), streamLabels(opOf(2), 2, 3, checkModel), nil)},
+		requestIDs: make([]string, 2), bodies: newBodyTracker(nil, 2)}
 	_ = ok
 	r := buildReport(cfg, s, s)
 	if !r.PluginInvariants.Met || r.ToolTimeouts.Plugin != 1 || !strings.Contains(r.ToolTimeouts.Explanation, "not counted as violations") {
@@ -131,3 +132,32 @@ var errTestDeadline = &timeoutErr{}
 type timeoutErr struct{}
 
 func (*timeoutErr) Error() string { return "context deadline exceeded" }
+
+// TestToolTimeoutOnOneSide: a streamstatus call that hits streamcheck's own
+// timeout while the bare SDK finished it is a [hang] violation; a call that
+// hits it on the bare side only leaves the streamstatus side fully checked
+// (no INCONCLUSIVE, exit 0).
+func TestToolTimeoutOnOneSide(t *testing.T) {
+	cfg := checkConfig{calls: 1, events: 3, seed: 1, spec: mustSpec(t, "none")}
+	labels := streamLabels(opOf(1), 1, 3, checkModel)
+	timedOut := outcomeOf(labels, labels[:1], errTestDeadline)
+	timedOut.toolTimeout = true
+	side := func(o outcome) *sideRun {
+		return &sideRun{name: pluginSide, attempts: [][]string{{""}}, outcomes: []outcome{o},
+			requestIDs: make([]string, 1), bodies: newBodyTracker(nil, 1)}
+	}
+	done := side(outcomeOf(labels, labels, nil))
+
+	r := buildReport(cfg, done, side(timedOut))
+	if r.PluginInvariants.Met || !strings.Contains(strings.Join(r.PluginInvariants.Violations, "\n"), "[hang]") || r.ToolTimeouts.Both != 0 {
+		t.Errorf("plugin-only timeout: %+v %+v, want a [hang] violation", r.PluginInvariants, r.ToolTimeouts)
+	}
+
+	r = buildReport(cfg, side(timedOut), done)
+	var b strings.Builder
+	r.writeTable(&b)
+	if !r.PluginInvariants.Met || r.ToolTimeouts.Both != 0 || strings.Contains(b.String(), "INCONCLUSIVE") ||
+		!strings.Contains(r.ToolTimeouts.Explanation, "fully checked") {
+		t.Errorf("bare-only timeout: %+v %+v, want met and fully checked:\n%s", r.PluginInvariants, r.ToolTimeouts, b.String())
+	}
+}
