@@ -95,8 +95,10 @@ func ExampleNewBudget_custom() {
 	})
 	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
 	text, err := converse(client)
+	// Two retries cost 14 tokens each, and the call's successful attempt
+	// refunds one (only a first attempt that succeeds does; see
+	// DefaultSuccessRefund).
 	fmt.Println(text, err, srv.CallCount(), bucket.Available())
-	// Two retries cost 14 tokens each and the successful one is refunded.
 	// Output: Hi! <nil> 3 186
 }
 

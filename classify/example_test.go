@@ -55,6 +55,7 @@ func ExampleNew() {
 		}},
 	}
 	c := classify.New(append(classify.DefaultTables(), overrides, mine)...)
+	// Pass c to the middlewares with middleware.WithClassifier(c).
 
 	r, _ := c.Rule("Bedrock Runtime", "validationException")
 	fmt.Println(r.Code, r.Status, r.Retryable)
@@ -62,7 +63,6 @@ func ExampleNew() {
 	fmt.Println(r.Code, r.Status, r.Throttle)
 	r, _ = c.Rule("My Streaming Service", "ThrottlingException") // the generic rows apply to every service
 	fmt.Println(r.Code, r.Status, r.Throttle)
-	// Pass c to the middlewares with middleware.WithClassifier(c).
 	// Output:
 	// ValidationException 400 true
 	// BackpressureException 429 true
