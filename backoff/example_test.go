@@ -2,6 +2,7 @@ package backoff_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -91,8 +92,9 @@ func ExampleNewBudget_custom() {
 	})
 	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock(middleware.WithBudget(budget)))
 	text, err := converse(client)
+	// Two retries cost 14 tokens each, and the retry that succeeds gets
+	// its cost back.
 	fmt.Println(text, err, ep.Calls(), bucket.Available())
-	// Two retries cost 14 tokens each and the successful one is refunded.
 	// Output: Hi! <nil> 3 186
 }
 
@@ -161,4 +163,52 @@ func ExampleRetryStream() {
 	// Output:
 	// discarding "Hel" (2 events) after: true
 	// Hello! <nil>
+}
+
+// NewStandard is the client's retryer under the budget: set it as the
+// config's Retryer, and install the middlewares with the same budget, which
+// check that every call's retryer is this budget's.
+func ExampleBudget_NewStandard() {
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.Exception("throttlingException", "slow down")),
+		canned.Stream(canned.ConverseText("Hi!")),
+	)
+	budget := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxAttempts = 4
+		b.Throttle = backoff.Immediate // keep the example fast
+	})
+	cfg := exampleConfig(ep)
+	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
+	client := bedrockruntime.NewFromConfig(cfg)
+
+	text, err := converse(client)
+	fmt.Println(text, err, "calls:", ep.Calls(), "max attempts:", client.Options().Retryer.MaxAttempts())
+	// Output: Hi! <nil> calls: 2 max attempts: 4
+}
+
+// NewAdaptive is the SDK's adaptive retryer (which also slows the client's
+// sending rate after throttles) under the budget, elapsed-time limit
+// included: here a retry whose delay could end past MaxElapsed is not made,
+// and the call fails at once with an *backoff.ExhaustedError.
+func ExampleBudget_NewAdaptive() {
+	ep := canned.NewEndpoint(canned.Stream(canned.Exception("serviceUnavailableException", "busy")))
+	budget := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxElapsed = time.Second
+		b.Transient = backoff.Shape{Initial: 5 * time.Second, Max: 20 * time.Second, Multiplier: 2}
+	})
+	cfg := exampleConfig(ep)
+	cfg.Retryer = func() aws.Retryer { return budget.NewAdaptive() }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(budget))
+	client := bedrockruntime.NewFromConfig(cfg)
+
+	start := time.Now()
+	_, err := converse(client)
+	var exhausted *backoff.ExhaustedError
+	if errors.As(err, &exhausted) {
+		fmt.Println(exhausted.Reason, exhausted.Attempts, "calls:", ep.Calls(), "waited:", time.Since(start) > time.Second)
+	} else {
+		fmt.Println(err)
+	}
+	// Output: elapsed time 1 calls: 1 waited: false
 }

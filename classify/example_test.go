@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	smithy "github.com/aws/smithy-go"
@@ -55,6 +56,7 @@ func ExampleNew() {
 		}},
 	}
 	c := classify.New(append(classify.DefaultTables(), overrides, mine)...)
+	// Pass c to the middlewares with middleware.WithClassifier(c).
 
 	r, _ := c.Rule("Bedrock Runtime", "validationException")
 	fmt.Println(r.Code, r.Status, r.Retryable)
@@ -62,7 +64,6 @@ func ExampleNew() {
 	fmt.Println(r.Code, r.Status, r.Throttle)
 	r, _ = c.Rule("My Streaming Service", "ThrottlingException") // the generic rows apply to every service
 	fmt.Println(r.Code, r.Status, r.Throttle)
-	// Pass c to the middlewares with middleware.WithClassifier(c).
 	// Output:
 	// ValidationException 400 true
 	// BackpressureException 429 true
@@ -83,4 +84,44 @@ func ExampleStatusThrottle() {
 	})
 	fmt.Println(retryer.IsErrorRetryable(err), classify.StatusThrottle{}.IsErrorThrottle(err), classify.IsThrottle(err))
 	// Output: true true true
+}
+
+// DefaultTables returns fresh copies of the built-in tables, generic AWS
+// table first; New builds the classifier the middlewares use by default
+// from them. Append tables of your own to override rows (see ExampleNew).
+func ExampleDefaultTables() {
+	tables := classify.DefaultTables()
+	for _, t := range tables {
+		fmt.Printf("%q\n", t.ServiceID)
+	}
+	c := classify.New(tables...)
+	r, _ := c.Rule("Bedrock Runtime", "throttlingException")
+	fmt.Println(r.Code, r.Status, r.Retryable, r.Throttle)
+	r, _ = c.Rule(classify.AnthropicServiceID, "overloaded_error")
+	fmt.Println(r.Code, r.Status, r.Retryable, r.Throttle)
+	// Output:
+	// ""
+	// "Bedrock Runtime"
+	// "SageMaker Runtime"
+	// "Bedrock Agent Runtime"
+	// "Anthropic"
+	// ThrottlingException 429 true true
+	// overloaded_error 529 true true
+}
+
+// IsThrottle answers for any error of a call: a stream failure the tables
+// call a throttle (a modelStreamErrorException whose provider answered 429,
+// wrapped as the SDK wraps it), a modeled throttle, or neither.
+func ExampleIsThrottle() {
+	streamErr := fmt.Errorf("operation error Bedrock Runtime: ConverseStream: %w", &smithyext.StatusError{
+		Service: "Bedrock Runtime", Kind: smithyext.KindException,
+		Code: "ModelStreamErrorException", Status: 424, Retryable: true, Throttle: true,
+	})
+	fmt.Println(classify.IsThrottle(streamErr))
+	fmt.Println(classify.IsThrottle(&types.ThrottlingException{Message: aws.String("Too many requests")}))
+	fmt.Println(classify.IsThrottle(&types.ValidationException{Message: aws.String("Malformed input")}))
+	// Output:
+	// true
+	// true
+	// false
 }

@@ -198,7 +198,7 @@ type wantFailure struct {
 	service, method, code string
 	status                int
 	retryable, throttle   bool
-	position, source      string
+	position, kind        string
 	provider              string // "" = attribute absent
 }
 
@@ -207,7 +207,7 @@ func (w wantFailure) props() map[string]any {
 		"rpc.service": w.service, "rpc.method": w.method,
 		"exception.type": w.code, "error.type": w.code,
 		"streamstatus.retryable": w.retryable, "streamstatus.throttle": w.throttle,
-		"streamstatus.position": w.position, "streamstatus.source": w.source,
+		"streamstatus.position": w.position, "streamstatus.kind": w.kind,
 	}
 	if w.status != 0 {
 		p["http.response.status_code"] = w.status
@@ -347,9 +347,9 @@ func observedBedrock(srv *fake.Server, how string, mp *memMeterProvider, tp *mem
 var observedInstalls = []string{"WithBedrock", "WithBedrock per call", "APIOption", "AppendMiddlewares"}
 
 func TestObserveBedrock(t *testing.T) {
-	bedrock := func(method, code string, status int, throttle bool, position, source string) wantFailure {
+	bedrock := func(method, code string, status int, throttle bool, position, kind string) wantFailure {
 		return wantFailure{service: "Bedrock Runtime", method: method, code: code, status: status, retryable: true, throttle: throttle,
-			position: position, source: source, provider: "aws.bedrock"}
+			position: position, kind: kind, provider: "aws.bedrock"}
 	}
 	for _, how := range observedInstalls {
 		t.Run(how, func(t *testing.T) {
@@ -402,7 +402,7 @@ func TestObserveBedrock(t *testing.T) {
 				if res.streamErr == nil {
 					t.Fatal("want the envelope as the stream's error")
 				}
-				w := bedrock("InvokeModelWithResponseStream", "overloaded_error", 529, true, "after_content", "envelope")
+				w := bedrock("InvokeModelWithResponseStream", "overloaded_error", 529, true, "after_content", "error envelope")
 				checkObserved(t, mp, tp, []wantFailure{w}, []float64{2}, 1, 1)
 			})
 			t.Run("healthy stream", func(t *testing.T) {
@@ -439,10 +439,10 @@ func TestObserveSageMaker(t *testing.T) {
 		streams   int
 	}{
 		{"first-frame failure retried", []fake.Response{{Steps: []fake.Step{failure}}, {Steps: []fake.Step{part("a"), part("b")}}}, 2,
-			[]wantFailure{{service: "SageMaker Runtime", method: "InvokeEndpointWithResponseStream", code: "InternalStreamFailure", status: 500, retryable: true, position: "before_content", source: "exception"}},
+			[]wantFailure{{service: "SageMaker Runtime", method: "InvokeEndpointWithResponseStream", code: "InternalStreamFailure", status: 500, retryable: true, position: "before_content", kind: "exception"}},
 			nil, 2},
 		{"mid-stream failure after 3 events", []fake.Response{{Steps: []fake.Step{part("a"), part("b"), part("c"), failure}}}, 3,
-			[]wantFailure{{service: "SageMaker Runtime", method: "InvokeEndpointWithResponseStream", code: "InternalStreamFailure", status: 500, retryable: true, position: "after_content", source: "exception"}},
+			[]wantFailure{{service: "SageMaker Runtime", method: "InvokeEndpointWithResponseStream", code: "InternalStreamFailure", status: 500, retryable: true, position: "after_content", kind: "exception"}},
 			[]float64{3}, 1},
 		{"healthy", []fake.Response{{Steps: []fake.Step{part("a")}}}, 1, nil, nil, 1},
 	} {
@@ -515,8 +515,8 @@ func TestObserveLogging(t *testing.T) {
 				return
 			}
 			want := []string{
-				"DEBUG event stream failure Bedrock Runtime/InvokeModelWithResponseStream: ThrottlingException (HTTP 429, retryable=true, throttle=true), before_content after 0 events, source exception, request id " + srv.Calls()[0].RequestID,
-				"DEBUG event stream failure Bedrock Runtime/InvokeModelWithResponseStream: InternalServerException (HTTP 500, retryable=true, throttle=false), after_content after 3 events, source exception, request id " + srv.Calls()[1].RequestID,
+				"DEBUG event stream failure Bedrock Runtime/InvokeModelWithResponseStream: ThrottlingException (HTTP 429, retryable=true, throttle=true), before_content after 0 events, kind exception, request id " + srv.Calls()[0].RequestID,
+				"DEBUG event stream failure Bedrock Runtime/InvokeModelWithResponseStream: InternalServerException (HTTP 500, retryable=true, throttle=false), after_content after 3 events, kind exception, request id " + srv.Calls()[1].RequestID,
 			}
 			if !equalStrings(ours, want) {
 				t.Fatalf("log lines:\n%s\nwant:\n%s", strings.Join(ours, "\n"), strings.Join(want, "\n"))

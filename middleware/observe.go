@@ -57,7 +57,7 @@ const (
 	attrRetryable    = "streamstatus.retryable"
 	attrThrottle     = "streamstatus.throttle"
 	attrPosition     = "streamstatus.position"
-	attrSource       = "streamstatus.source"
+	attrKind         = "streamstatus.kind"   // smithyext.Kind.String()
 	attrEvents       = "streamstatus.events" // spans only
 	attrFirstChunkAt = "gen_ai.response.time_to_first_chunk"
 )
@@ -320,7 +320,7 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 	if afterContent {
 		position = positionAfter
 	}
-	source := sourceOf(se.Kind)
+	kind := se.Kind.String()
 	code := o.code(se)
 	props := func(set func(k, v any)) {
 		set(attrRPCService, o.service)
@@ -336,7 +336,7 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 		set(attrRetryable, se.Retryable)
 		set(attrThrottle, se.Throttle)
 		set(attrPosition, position)
-		set(attrSource, source)
+		set(attrKind, kind)
 	}
 	if o.call != nil && o.call.inst != nil {
 		opt := func(ro *metrics.RecordMetricOptions) { props(ro.Properties.Set) }
@@ -354,8 +354,8 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 			status = fmt.Sprintf("HTTP %d", se.Status)
 		}
 		smithymiddleware.GetLogger(o.ctx).Logf(logging.Debug,
-			"event stream failure %s/%s: %s (%s, retryable=%t, throttle=%t), %s after %d events, source %s, request id %s",
-			o.service, o.method, code, status, se.Retryable, se.Throttle, position, se.Events, source, se.RequestID)
+			"event stream failure %s/%s: %s (%s, retryable=%t, throttle=%t), %s after %d events, kind %s, request id %s",
+			o.service, o.method, code, status, se.Retryable, se.Throttle, position, se.Events, kind, se.RequestID)
 	}
 }
 
@@ -478,22 +478,4 @@ func requestModel(req *smithyhttp.Request) string {
 		return ""
 	}
 	return id
-}
-
-// sourceOf names where a failure came from, as a low-cardinality attribute
-// value.
-func sourceOf(k smithyext.Kind) string {
-	switch k {
-	case smithyext.KindException:
-		return "exception"
-	case smithyext.KindErrorMessage:
-		return "error_message"
-	case smithyext.KindEnvelope:
-		return "envelope"
-	case smithyext.KindTransport:
-		return "transport"
-	case smithyext.KindCorrupt:
-		return "corrupt_frame"
-	}
-	return strings.ReplaceAll(k.String(), " ", "_")
 }

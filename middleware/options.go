@@ -61,10 +61,12 @@ type Options struct {
 	// Zero: no limit.
 	IdleTimeout time.Duration
 
-	// firstEventSet and idleSet record that WithFirstEventTimeout and
-	// WithIdleTimeout were used, so that a later installation (per call)
-	// can set a timeout to 0 over an earlier one's.
-	firstEventSet, idleSet bool
+	// firstEventSet, idleSet and readAheadSet record that
+	// WithFirstEventTimeout, WithIdleTimeout and WithReadAheadLimit were
+	// used, so that a later installation (per call) can set a timeout to 0
+	// (none) or the read-ahead limit to 0 (the default) over an earlier
+	// one's.
+	firstEventSet, idleSet, readAheadSet bool
 }
 
 // Option changes Options.
@@ -94,10 +96,11 @@ func WithDisableErrorEnvelopes() Option {
 // hold while it waits for its first content event (DefaultReadAheadLimit by
 // default). Past the limit the stream counts as started: an exception after
 // it reaches the consumer through stream.Err() instead of being retried. A
-// stream holds at most its largest frame plus this many bytes. A negative n
-// fails the first call with an error naming the option.
+// stream holds at most its largest frame plus this many bytes. 0 means
+// DefaultReadAheadLimit, also given per call over a client's own limit. A
+// negative n fails the first call with an error naming the option.
 func WithReadAheadLimit(n int) Option {
-	return func(o *Options) { o.ReadAheadLimit = n }
+	return func(o *Options) { o.ReadAheadLimit, o.readAheadSet = n, true }
 }
 
 // WithBudget puts the clients under a retry budget.
@@ -232,7 +235,7 @@ func (r *resolved) over(earlier *resolved) *resolved {
 	if later.NonContentEvents != nil && !slices.Equal(later.NonContentEvents, o.NonContentEvents) {
 		o.NonContentEvents, changed = later.NonContentEvents, true
 	}
-	if later.ReadAheadLimit != 0 && later.ReadAheadLimit != o.ReadAheadLimit {
+	if (later.readAheadSet || later.ReadAheadLimit != 0) && later.ReadAheadLimit != o.ReadAheadLimit {
 		o.ReadAheadLimit, changed = later.ReadAheadLimit, true
 	}
 	if later.DisableErrorEnvelopes && !o.DisableErrorEnvelopes {

@@ -22,6 +22,14 @@ func TestReadAheadLimitOption(t *testing.T) {
 	if m := resolve([]Option{WithReadAheadLimit(7)}).over(resolve([]Option{WithReadAheadLimit(100)})); m.readAheadLimit != 7 {
 		t.Fatalf("per-call WithReadAheadLimit(7) over the client's 100: limit %d", m.readAheadLimit)
 	}
+	// ... also when it sets 0, the default; a later one that does not set
+	// it keeps the client's.
+	if m := resolve([]Option{WithReadAheadLimit(0)}).over(resolve([]Option{WithReadAheadLimit(1)})); m.readAheadLimit != DefaultReadAheadLimit {
+		t.Fatalf("per-call WithReadAheadLimit(0) over the client's 1: limit %d; want DefaultReadAheadLimit", m.readAheadLimit)
+	}
+	if m := resolve([]Option{WithIdleTimeout(0)}).over(resolve([]Option{WithReadAheadLimit(1)})); m.readAheadLimit != 1 {
+		t.Fatalf("per-call WithIdleTimeout(0) over the client's WithReadAheadLimit(1): limit %d; want 1", m.readAheadLimit)
+	}
 	if m := resolve([]Option{WithReadAheadLimit(-1)}).over(resolve(nil)); m.err == nil {
 		t.Fatal("per-call WithReadAheadLimit(-1): no error")
 	}

@@ -30,7 +30,11 @@ const (
 	KindEnvelope
 )
 
-// String returns a short lower-case name for the kind.
+// String returns a short lower-case name for the kind: "exception",
+// "error message", "transport", "corrupt frame" or "error envelope". It is
+// the one spelling of a Kind: the middleware records a failure's Kind with
+// this value as the streamstatus.kind metric and span attribute and in its
+// log line.
 func (k Kind) String() string {
 	switch k {
 	case KindException:
