@@ -54,3 +54,23 @@ func TestDefect_FirstEventTimeoutCutsSlowConsumerAfterHandover(t *testing.T) {
 		t.Errorf("content sent with the headers, consumer busy %v: stream error %v, events %q; want no error, events %q", 3*timeout, res.streamErr, res.events, want)
 	}
 }
+
+// Review of issue 16: WithFirstEventTimeout / WithIdleTimeout docs and the
+// README: "a negative value fails the first call with an error naming the
+// option". install returns before its error check on an operation without
+// a response event stream, so a client whose first call is InvokeModel (or
+// any non-streaming call) takes the invalid option silently; the error
+// only comes, if ever, on a later streaming call.
+func TestDefect_NegativeTimeoutFirstCallNonStreaming(t *testing.T) {
+	for _, how := range installs {
+		srv := newServer(t)
+		srv.Enqueue(fake.Response{Body: []byte(`{"completion":"hi"}`)})
+		c := newClient(srv, how, 1, middleware.WithIdleTimeout(-time.Second))
+		_, err := c.InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{
+			ModelId: aws.String("m"), Body: []byte(`{}`), ContentType: aws.String("application/json"),
+		})
+		if err == nil || !containsAll(err.Error(), "WithIdleTimeout", "-1s") {
+			t.Errorf("%v: first call (InvokeModel) with WithIdleTimeout(-1s): error %v, %d server calls; want the call to fail naming the option", how, err, srv.CallCount())
+		}
+	}
+}
