@@ -12,19 +12,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
-	cb "github.com/cenkalti/backoff/v4"
 
 	"github.com/streamstatus/streamstatus/backoff"
+
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-var bedrock = classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
+var bedrock = streamerr.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
 
 func exception(t string, payload string, events int) *smithyext.StatusError {
 	s := bedrock
 	s.Events = events
-	return classify.Default().Exception(s, t, []byte(payload))
+	return streamerr.New(classify.New(classify.DefaultTables()...)).Exception(s, t, []byte(payload))
 }
 
 func TestShapeDelayStaysInItsRange(t *testing.T) {
@@ -164,19 +165,17 @@ func script(attempts ...attempt) (func(context.Context) (backoff.Stream[string],
 // immediateTimer fires at once and records the delays asked for.
 type immediateTimer struct {
 	delays []time.Duration
-	c      chan time.Time
 }
 
-func (t *immediateTimer) Start(d time.Duration) {
+func (t *immediateTimer) after(d time.Duration) <-chan time.Time {
 	t.delays = append(t.delays, d)
-	t.c = make(chan time.Time, 1)
-	t.c <- time.Time{}
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c
 }
-func (t *immediateTimer) Stop()               {}
-func (t *immediateTimer) C() <-chan time.Time { return t.c }
 
-func withTimer(t cb.Timer) func(*backoff.StreamOptions) {
-	return func(o *backoff.StreamOptions) { o.Timer = t }
+func withTimer(t *immediateTimer) func(*backoff.StreamOptions) {
+	return func(o *backoff.StreamOptions) { o.After = t.after }
 }
 
 func TestRetryStreamAttemptsNeverExceedTheBudget(t *testing.T) {
@@ -209,7 +208,7 @@ func TestRetryStreamElapsedNeverExceedsTheBudget(t *testing.T) {
 		b.MaxAttempts = 100
 		b.MaxElapsed = 35 * time.Second
 		b.Transient = backoff.Shape{Initial: time.Second, Max: time.Second, Multiplier: 1}
-		b.Clock = clock
+		b.Now = clock.Now
 	})
 	var starts []time.Duration
 	timer := &immediateTimer{}

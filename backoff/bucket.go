@@ -27,6 +27,7 @@ func NewTokenBucket(capacity uint) *TokenBucket {
 // QuotaExceededError is returned when the bucket holds fewer tokens than a
 // retry costs.
 type QuotaExceededError struct {
+	// Cost is what the retry needed; Available is what the bucket held.
 	Cost, Available uint
 }
 

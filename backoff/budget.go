@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
-	cb "github.com/cenkalti/backoff/v4"
 
 	"github.com/streamstatus/streamstatus/classify"
 )
@@ -59,9 +58,9 @@ type Budget struct {
 	// of a retry, a retry after a throttle, and the refund of a first
 	// attempt that succeeds. Zero means the default.
 	RetryCost, ThrottleRetryCost, SuccessRefund uint
-	// Clock tells the time for the elapsed-time limit; nil means the system
-	// clock. Tests inject their own.
-	Clock cb.Clock
+	// Now tells the time for the elapsed-time limit; nil means time.Now.
+	// Tests inject their own.
+	Now func() time.Time
 
 	// invalid is why the budget cannot be used (see NewBudget), or nil.
 	invalid error
@@ -104,26 +103,22 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 	if b.SuccessRefund == 0 {
 		b.SuccessRefund = DefaultSuccessRefund
 	}
-	if b.Clock == nil {
-		b.Clock = cb.SystemClock
+	if b.Now == nil {
+		b.Now = time.Now
 	}
 	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
 	return b
 }
 
-// IsThrottle reports whether err is a throttle for this package's purposes:
-// the throttle shape and cost apply. It is classify.IsThrottle.
-func IsThrottle(err error) bool { return classify.IsThrottle(err) }
-
 func (b *Budget) shape(err error) Shape {
-	if IsThrottle(err) {
+	if classify.IsThrottle(err) {
 		return b.Throttle
 	}
 	return b.Transient
 }
 
 func (b *Budget) cost(err error) uint {
-	if IsThrottle(err) {
+	if classify.IsThrottle(err) {
 		return b.ThrottleRetryCost
 	}
 	return b.RetryCost
@@ -327,7 +322,7 @@ func (b *Budget) refuse(c *call, err error, extra time.Duration) *ExhaustedError
 	if b.MaxElapsed <= 0 {
 		return nil
 	}
-	elapsed := b.Clock.Now().Sub(c.startTime())
+	elapsed := b.Now().Sub(c.startTime())
 	wait := b.shape(err).MaxDelay(attempts)
 	if extra > 0 {
 		// The SDK waits the Retry-After value, clamped to [backoff,
@@ -380,7 +375,7 @@ type call struct {
 }
 
 // begin starts the call's clock on b's clock, unless it runs already.
-func (c *call) begin(b *Budget) { c.startOnce.Do(func() { c.start = b.Clock.Now() }) }
+func (c *call) begin(b *Budget) { c.startOnce.Do(func() { c.start = b.Now() }) }
 
 func (c *call) startTime() time.Time {
 	c.startOnce.Do(func() {}) // publishes start to this goroutine

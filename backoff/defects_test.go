@@ -28,7 +28,7 @@ func TestRetryStreamQuotaErrorIsReachable(t *testing.T) {
 		t.Fatalf("%d attempts, err %v; want 2 attempts and a reachable *QuotaExceededError", *n, err)
 	}
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.StatusCode != 429 || !errors.As(err, new(*types.ThrottlingException)) {
+	if !errors.As(err, &se) || se.Status != 429 || !errors.As(err, new(*types.ThrottlingException)) {
 		t.Fatalf("err %v: want the last attempt's StatusError (429) and ThrottlingException", err)
 	}
 	if strings.Contains(err.Error(), "\n") || classify.Classify(err).Attempts != 2 {
@@ -61,7 +61,7 @@ func TestRetryStreamChecksTheLongestDelay(t *testing.T) {
 		b.MaxAttempts = 10
 		b.MaxElapsed = 1200 * time.Millisecond
 		b.Transient = backoff.Shape{Initial: time.Second, Max: time.Second, Multiplier: 1, Jitter: 0.9}
-		b.Clock = clock
+		b.Now = clock.Now
 	})
 	for i := 0; i < 30; i++ {
 		open, n := script(attempt{err: exception("internalServerException", `{}`, 0)})

@@ -11,24 +11,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/streamstatus/streamstatus/backoff"
-	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/canned"
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
-// exampleCredentials are fixed keys for the fake endpoint, which only checks
-// that requests are signed. (Not credentials.NewStaticCredentialsProvider:
+// exampleCredentials are fixed keys: requests are signed, and the canned
+// endpoint ignores the signature. (Not credentials.NewStaticCredentialsProvider:
 // the library's go.mod leaves the credentials module to its users.)
 var exampleCredentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "example-secret"}, nil
 })
 
-// exampleConfig points a config at a fake Bedrock endpoint on 127.0.0.1.
-// Real programs use config.LoadDefaultConfig instead.
-func exampleConfig(srv *fake.Server) aws.Config {
+// exampleConfig sends a config's requests to a canned Bedrock endpoint,
+// in process. Real programs use config.LoadDefaultConfig instead.
+func exampleConfig(ep *canned.Endpoint) aws.Config {
 	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  exampleCredentials,
-		BaseEndpoint: aws.String(srv.URL),
+		Region:      "us-east-1",
+		Credentials: exampleCredentials,
+		HTTPClient:  ep,
 	}
 }
 
@@ -64,27 +64,23 @@ func deltaText(ev types.ConverseStreamOutput) string {
 // The one-option default: the client keeps the SDK's own retryer and its
 // defaults (3 attempts, the SDK's backoff and retry quota).
 func ExampleNewBudget_default() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.Exception("internalServerException", "oops")}},
-		fake.Response{Steps: fake.ConverseText("Hi!")},
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.Exception("internalServerException", "oops")),
+		canned.Stream(canned.ConverseText("Hi!")),
 	)
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock())
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock())
 	text, err := converse(client)
-	fmt.Println(text, err, srv.CallCount())
+	fmt.Println(text, err, ep.Calls())
 	// Output: Hi! <nil> 2
 }
 
 // A custom budget: 5 attempts, at most 30s of retrying per call, a quicker
 // transient backoff, and a retry quota of its own.
 func ExampleNewBudget_custom() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}},
-		fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}},
-		fake.Response{Steps: fake.ConverseText("Hi!")},
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.Exception("serviceUnavailableException", "busy")),
+		canned.Stream(canned.Exception("serviceUnavailableException", "busy")),
+		canned.Stream(canned.ConverseText("Hi!")),
 	)
 	bucket := backoff.NewTokenBucket(200)
 	budget := backoff.NewBudget(func(b *backoff.Budget) {
@@ -93,9 +89,9 @@ func ExampleNewBudget_custom() {
 		b.Transient = backoff.Shape{Initial: 10 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
 		b.Bucket = bucket
 	})
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock(middleware.WithBudget(budget)))
 	text, err := converse(client)
-	fmt.Println(text, err, srv.CallCount(), bucket.Available())
+	fmt.Println(text, err, ep.Calls(), bucket.Available())
 	// Two retries cost 14 tokens each and the successful one is refunded.
 	// Output: Hi! <nil> 3 186
 }
@@ -103,14 +99,10 @@ func ExampleNewBudget_custom() {
 // One budget shared by two clients (two regions, or every client built from
 // one aws.Config): a storm in one region drains the quota both draw on.
 func ExampleNewBudget_shared() {
-	east, _ := fake.NewServer()
-	defer east.Close()
-	west, _ := fake.NewServer()
-	defer west.Close()
-	east.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
-	west.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}},
-		fake.Response{Steps: fake.ConverseText("Hi!")},
+	east := canned.NewEndpoint(canned.Stream(canned.Exception("throttlingException", "slow down"))) // every call
+	west := canned.NewEndpoint(
+		canned.Stream(canned.Exception("throttlingException", "slow down")),
+		canned.Stream(canned.ConverseText("Hi!")),
 	)
 
 	bucket := backoff.NewTokenBucket(10) // two throttle retries, shared
@@ -126,7 +118,7 @@ func ExampleNewBudget_shared() {
 	}
 	_, errEast := converse(bedrockruntime.NewFromConfig(eastCfg))
 	_, errWest := converse(bedrockruntime.NewFromConfig(westCfg))
-	fmt.Println("east calls:", east.CallCount(), "west calls:", west.CallCount(), "tokens left:", bucket.Available())
+	fmt.Println("east calls:", east.Calls(), "west calls:", west.Calls(), "tokens left:", bucket.Available())
 	fmt.Println(strings.Contains(errEast.Error(), "retry quota exceeded"), strings.Contains(errWest.Error(), "retry quota exceeded"))
 	// Output:
 	// east calls: 3 west calls: 1 tokens left: 0
@@ -136,16 +128,14 @@ func ExampleNewBudget_shared() {
 // RetryStream recovers from a failure after content: it runs the whole call
 // again, after Reset discarded the partial answer.
 func ExampleRetryStream() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.MessageStart(), fake.TextDelta("Hel"), fake.Exception("serviceUnavailableException", "busy")}},
-		fake.Response{Steps: fake.ConverseText("Hello", "!")},
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.MessageStart(), canned.TextDelta("Hel"), canned.Exception("serviceUnavailableException", "busy")),
+		canned.Stream(canned.ConverseText("Hello", "!")),
 	)
 	budget := backoff.NewBudget(func(b *backoff.Budget) {
 		b.Transient = backoff.Shape{Initial: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2}
 	})
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock(middleware.WithBudget(budget)))
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock(middleware.WithBudget(budget)))
 
 	var answer strings.Builder
 	err := backoff.RetryStream(context.Background(), budget,

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/streamstatus/streamstatus/backoff"
-	"github.com/streamstatus/streamstatus/integration/fake/redistest"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 )
 
 // TestRedisTakeSettlement pins the take records that make a take

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamstatus/streamstatus/backoff"
-	"github.com/streamstatus/streamstatus/integration/fake/redistest"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 )
 
 // recLogger records what a RedisBucket logs.

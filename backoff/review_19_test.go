@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamstatus/streamstatus/backoff"
-	"github.com/streamstatus/streamstatus/integration/fake/redistest"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 )
 
 // waitShared drives refunds until b uses Redis again (a probe answered).

@@ -16,10 +16,14 @@ import (
 // The zero Shape means "the default shape" wherever a Budget takes one;
 // Immediate retries without waiting.
 type Shape struct {
-	Initial    time.Duration
-	Max        time.Duration
+	// Initial is the delay before the first retry.
+	Initial time.Duration
+	// Max caps every delay before jitter; a Max below Initial is Initial.
+	Max time.Duration
+	// Multiplier grows the delay from one retry to the next.
 	Multiplier float64
-	Jitter     float64
+	// Jitter spreads each delay by up to ±Jitter of it, in [0, 1].
+	Jitter float64
 }
 
 // Default shapes, following the SDK's convention of a longer base delay for
@@ -63,7 +67,7 @@ func (s Shape) validate(field string) error {
 
 // exponential returns a fresh cenkalti ExponentialBackOff with this shape.
 // maxElapsed 0 means no limit.
-func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.ExponentialBackOff {
+func (s Shape) exponential(maxElapsed time.Duration, now func() time.Time) *cb.ExponentialBackOff {
 	eb := &cb.ExponentialBackOff{
 		InitialInterval:     s.Initial,
 		RandomizationFactor: s.Jitter,
@@ -71,7 +75,7 @@ func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.Exponen
 		MaxInterval:         s.Max,
 		MaxElapsedTime:      maxElapsed,
 		Stop:                cb.Stop,
-		Clock:               clock,
+		Clock:               clockFunc(now),
 	}
 	eb.Reset()
 	return eb
@@ -80,7 +84,7 @@ func (s Shape) exponential(maxElapsed time.Duration, clock cb.Clock) *cb.Exponen
 // Delay returns a delay before retry n (1 is the first retry), drawn from
 // the shape.
 func (s Shape) Delay(n int) time.Duration {
-	eb := s.exponential(0, cb.SystemClock)
+	eb := s.exponential(0, time.Now)
 	var d time.Duration
 	for i := 0; i < max(n, 1); i++ {
 		d = eb.NextBackOff()
@@ -97,3 +101,9 @@ func (s Shape) MaxDelay(n int) time.Duration {
 	d = min(d, float64(s.Max))
 	return time.Duration(d*(1+s.Jitter)) + 1
 }
+
+// clockFunc is a cenkalti Clock reading the time from a func, so that
+// Budget.Now keeps cenkalti's types out of this package's API.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }

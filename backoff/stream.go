@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	cb "github.com/cenkalti/backoff/v4"
 
 	"github.com/streamstatus/streamstatus/classify"
 )
@@ -32,9 +31,9 @@ type StreamOptions struct {
 	// Notify, when set, is called before each wait with the error and the
 	// delay.
 	Notify func(err error, delay time.Duration)
-	// Timer is the timer waits use; nil means a real one. Tests inject
-	// their own.
-	Timer cb.Timer
+	// After returns a channel that receives once a wait of d is over; nil
+	// means time.After. Tests inject their own.
+	After func(d time.Duration) <-chan time.Time
 }
 
 // RetryStream runs a streaming call (open, then every event to deliver) and
@@ -71,13 +70,13 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	timer := o.Timer
-	if timer == nil {
-		timer = &realTimer{}
+	after := o.After
+	if after == nil {
+		after = time.After
 	}
 	ctx, c := withCall(ctx)
 	c.begin(b)
-	transient, throttle := b.Transient.exponential(0, b.Clock), b.Throttle.exponential(0, b.Clock)
+	transient, throttle := b.Transient.exponential(0, b.Now), b.Throttle.exponential(0, b.Now)
 	var lastCost uint // tokens taken for the last retry
 	for opens := 1; ; opens++ {
 		before := c.attempts.Load()
@@ -125,20 +124,19 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 		}
 		lastCost = cost
 		eb := transient
-		if IsThrottle(err) {
+		if classify.IsThrottle(err) {
 			eb = throttle
 		}
 		d := eb.NextBackOff()
 		if o.Notify != nil {
 			o.Notify(err, d)
 		}
-		timer.Start(d)
+		wait := after(d)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			_ = b.Bucket.AddTokens(cost) // no retry was made
 			return ctx.Err()
-		case <-timer.C():
+		case <-wait:
 		}
 	}
 }
@@ -159,24 +157,5 @@ func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E]
 	}
 	return delivered, false, stream.Err()
 }
-
-// realTimer is the cb.Timer RetryStream uses unless told otherwise.
-type realTimer struct{ t *time.Timer }
-
-func (r *realTimer) Start(d time.Duration) {
-	if r.t == nil {
-		r.t = time.NewTimer(d)
-		return
-	}
-	r.t.Reset(d)
-}
-
-func (r *realTimer) Stop() {
-	if r.t != nil {
-		r.t.Stop()
-	}
-}
-
-func (r *realTimer) C() <-chan time.Time { return r.t.C }
 
 var _ retry.BackoffDelayer = (*Budget)(nil)

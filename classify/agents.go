@@ -5,15 +5,15 @@ import (
 	smithy "github.com/aws/smithy-go"
 )
 
-// BedrockAgentRuntimeSource names where the Agents for Amazon Bedrock
+// bedrockAgentRuntimeSource names where the Agents for Amazon Bedrock
 // Runtime rows come from.
-const BedrockAgentRuntimeSource = "Amazon Bedrock API Reference, Agents for Amazon Bedrock Runtime data type ResponseStream " +
+const bedrockAgentRuntimeSource = "Amazon Bedrock API Reference, Agents for Amazon Bedrock Runtime data type ResponseStream " +
 	"(https://docs.aws.amazon.com/bedrock/latest/APIReference/API_agent-runtime_ResponseStream.html): " +
 	"the HTTP status documented for each stream exception member; retry advice from the same page " +
 	"(dependencyFailedException: \"Check the resource configurations and retry the request\"; " +
 	"modelNotReadyException: \"The AWS SDK will automatically retry the operation\")"
 
-// BedrockAgentRuntimeTable returns the table for Agents for Amazon Bedrock
+// bedrockAgentRuntimeTable returns the table for Agents for Amazon Bedrock
 // Runtime (InvokeAgent, InvokeInlineAgent and their response streams).
 //
 //	:exception-type                HTTP  retry  throttle
@@ -27,13 +27,13 @@ const BedrockAgentRuntimeSource = "Amazon Bedrock API Reference, Agents for Amaz
 //	validationException             400  no     no
 //	accessDeniedException           403  no     no
 //	resourceNotFoundException       404  no     no
-func BedrockAgentRuntimeTable() Table {
+func bedrockAgentRuntimeTable() Table {
 	rule := func(t, code string, status int, retryable, throttle bool, fault smithy.ErrorFault, decode func([]byte) error) Rule {
 		return Rule{Type: t, Outcome: Outcome{Code: code, Status: status, Retryable: retryable, Throttle: throttle, Fault: fault}, Decode: decode}
 	}
 	return Table{
 		ServiceID: "Bedrock Agent Runtime",
-		Source:    BedrockAgentRuntimeSource,
+		Source:    bedrockAgentRuntimeSource,
 		Rules: []Rule{
 			rule("internalServerException", "InternalServerException", 500, true, false, smithy.FaultServer, JSON[types.InternalServerException]()),
 			rule("badGatewayException", "BadGatewayException", 502, true, false, smithy.FaultServer, JSON[types.BadGatewayException]()),

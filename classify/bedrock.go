@@ -5,14 +5,14 @@ import (
 	smithy "github.com/aws/smithy-go"
 )
 
-// BedrockRuntimeSource names where the Bedrock Runtime rows come from.
-const BedrockRuntimeSource = "Amazon Bedrock API Reference, runtime data types ResponseStream " +
+// bedrockRuntimeSource names where the Bedrock Runtime rows come from.
+const bedrockRuntimeSource = "Amazon Bedrock API Reference, runtime data types ResponseStream " +
 	"(https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ResponseStream.html) and " +
 	"ConverseStreamOutput (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html): " +
 	"the HTTP status documented for each stream exception member; retry advice from the same pages " +
 	"(modelStreamErrorException: \"Retry your request\")"
 
-// BedrockRuntimeTable returns the table for Amazon Bedrock Runtime
+// bedrockRuntimeTable returns the table for Amazon Bedrock Runtime
 // (ConverseStream, InvokeModelWithResponseStream).
 //
 //	:exception-type              HTTP  retry  throttle
@@ -22,10 +22,10 @@ const BedrockRuntimeSource = "Amazon Bedrock API Reference, runtime data types R
 //	modelStreamErrorException     424  yes    when originalStatusCode is 429
 //	modelTimeoutException         408  yes    no
 //	validationException           400  no     no
-func BedrockRuntimeTable() Table {
+func bedrockRuntimeTable() Table {
 	return Table{
 		ServiceID: "Bedrock Runtime",
-		Source:    BedrockRuntimeSource,
+		Source:    bedrockRuntimeSource,
 		Rules: []Rule{
 			{
 				Type:    "internalServerException",

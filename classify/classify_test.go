@@ -16,13 +16,16 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
+
+	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-var bedrock = classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream", RequestID: "req-1", Events: 2}
+var bedrock = streamerr.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream", RequestID: "req-1", Events: 2}
 
 func TestExceptionRows(t *testing.T) {
-	c := classify.Default()
+	c := streamerr.New(classify.New(classify.DefaultTables()...))
 	tests := []struct {
 		name, exceptionType, payload string
 		code                         string
@@ -46,8 +49,8 @@ func TestExceptionRows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			se := c.Exception(bedrock, tt.exceptionType, []byte(tt.payload))
-			if se.Code != tt.code || se.StatusCode != tt.status || se.Retryable != tt.retryable || se.Throttle != tt.throttle {
-				t.Fatalf("got code=%s status=%d retryable=%v throttle=%v", se.Code, se.StatusCode, se.Retryable, se.Throttle)
+			if se.Code != tt.code || se.Status != tt.status || se.Retryable != tt.retryable || se.Throttle != tt.throttle {
+				t.Fatalf("got code=%s status=%d retryable=%v throttle=%v", se.Code, se.Status, se.Retryable, se.Throttle)
 			}
 			if !tt.modeled(se) {
 				t.Fatalf("Unwrap = %T", se.Unwrap())
@@ -71,22 +74,22 @@ func TestOverrideRows(t *testing.T) {
 	permanentThrottle := classify.Table{ServiceID: "Bedrock Runtime", Source: "test", Rules: []classify.Rule{
 		{Type: "throttlingException", Outcome: classify.Outcome{Code: "ThrottlingException", Status: 429}},
 	}}
-	c := classify.New(append(classify.DefaultTables(), permanentThrottle)...)
+	c := streamerr.New(classify.New(append(classify.DefaultTables(), permanentThrottle)...))
 	if se := c.Exception(bedrock, "throttlingException", nil); se.Retryable || se.Throttle {
 		t.Fatalf("override ignored: %+v", se)
 	}
-	if se := c.Exception(bedrock, "internalServerException", nil); !se.Retryable || se.StatusCode != 500 {
+	if se := c.Exception(bedrock, "internalServerException", nil); !se.Retryable || se.Status != 500 {
 		t.Fatalf("rows not overridden were lost: %+v", se)
 	}
-	if se := classify.Default().Exception(bedrock, "throttlingException", nil); !se.Retryable {
+	if se := streamerr.New(classify.New(classify.DefaultTables()...)).Exception(bedrock, "throttlingException", nil); !se.Retryable {
 		t.Fatal("an override changed the defaults")
 	}
 }
 
 func TestReadError(t *testing.T) {
-	c := classify.Default()
-	truncated := &smithyext.FrameError{Err: smithyext.ErrTruncated, Cause: io.ErrUnexpectedEOF}
-	corrupt := &smithyext.FrameError{Err: smithyext.ErrMessageCRC}
+	c := streamerr.New(classify.New(classify.DefaultTables()...))
+	truncated := &framing.FrameError{Err: framing.ErrTruncated, Cause: io.ErrUnexpectedEOF}
+	corrupt := &framing.FrameError{Err: framing.ErrMessageCRC}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
 
 	se := c.ReadError(context.Background(), bedrock, truncated)
@@ -94,11 +97,11 @@ func TestReadError(t *testing.T) {
 		t.Fatalf("truncated: %+v", se)
 	}
 	se = c.ReadError(context.Background(), bedrock, reset)
-	if !se.Retryable || se.StatusCode != 0 || !errors.Is(se, reset) {
+	if !se.Retryable || se.Status != 0 || !errors.Is(se, reset) {
 		t.Fatalf("reset: %+v", se)
 	}
 	se = c.ReadError(context.Background(), bedrock, corrupt)
-	if se.Retryable || se.Code != classify.CodeCorruptFrame || se.Kind != smithyext.KindCorrupt || !errors.Is(se, smithyext.ErrMessageCRC) {
+	if se.Retryable || se.Code != classify.CodeCorruptFrame || se.Kind != smithyext.KindCorrupt || !errors.Is(se, framing.ErrMessageCRC) {
 		t.Fatalf("corrupt: %+v", se)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +113,7 @@ func TestReadError(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	streamErr := classify.Default().Exception(bedrock, "throttlingException", []byte(`{"message":"slow"}`))
+	streamErr := streamerr.New(classify.New(classify.DefaultTables()...)).Exception(bedrock, "throttlingException", []byte(`{"message":"slow"}`))
 	httpErr := &awshttp.ResponseError{
 		ResponseError: &smithyhttp.ResponseError{
 			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 503}},
@@ -150,7 +153,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestRetryRulesPlugIntoTheSDK(t *testing.T) {
-	mse := classify.Default().Exception(bedrock, "modelStreamErrorException", []byte(`{"originalStatusCode":429}`))
+	mse := streamerr.New(classify.New(classify.DefaultTables()...)).Exception(bedrock, "modelStreamErrorException", []byte(`{"originalStatusCode":429}`))
 	wrapped := fmt.Errorf("wrapped: %w", mse)
 	std := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.Throttles = append([]retry.IsErrorThrottle{classify.StatusThrottle{}}, o.Throttles...)
@@ -168,7 +171,7 @@ func TestRetryRulesPlugIntoTheSDK(t *testing.T) {
 	if got := (classify.StatusThrottle{}).IsErrorThrottle(errors.New("x")); got.Bool() {
 		t.Fatal("StatusThrottle claims an unrelated error")
 	}
-	perm := classify.Default().Exception(bedrock, "validationException", nil)
+	perm := streamerr.New(classify.New(classify.DefaultTables()...)).Exception(bedrock, "validationException", nil)
 	if got := (classify.StatusRetryable{}).IsErrorRetryable(perm); got.Bool() || got.String() == "unknown" {
 		t.Fatalf("StatusRetryable on a permanent error = %v, want false", got)
 	}

@@ -3,10 +3,11 @@
 // decision (retryable, throttle).
 //
 // Each service has a [Table] whose rows name the page of the service's API
-// reference they come from; [Default] returns a [Classifier] over the
-// built-in tables, and [New] builds one from tables of your own (later
-// tables override earlier rows). The middleware package uses a Classifier to
-// turn exception frames into *smithyext.StatusError values.
+// reference they come from; [DefaultTables] returns the built-in ones, and
+// [New] builds a [Classifier] from them and tables of your own (later tables
+// override earlier rows). Give it to the middlewares with
+// middleware.WithClassifier; they use it to turn exception frames into
+// *smithyext.StatusError values.
 //
 // [Classify] is the one error handler for every path of an SDK call: it
 // accepts any error (a stream exception, an HTTP error, a transport error, a

@@ -46,14 +46,14 @@ func (s Source) String() string {
 
 // Result is the classification of an error from an SDK call.
 type Result struct {
-	Source    Source
+	Source    Source // which path of the call the error came from
 	Status    int    // HTTP status; 0 when none applies (transport, canceled)
 	Code      string // error code, e.g. "ThrottlingException"
-	Message   string
-	Retryable bool
-	Throttle  bool
-	RequestID string
-	Events    int // events delivered before a stream failure
+	Message   string // the service's message, or the error's text
+	Retryable bool   // whether the SDK's rules (with StatusRetryable) retry it
+	Throttle  bool   // whether it is a throttle (see IsThrottle)
+	RequestID string // x-amzn-RequestId of the response, when there was one
+	Events    int    // events delivered before a stream failure
 	// Attempts is the number of attempts made, when the error says: a
 	// *retry.MaxAttemptsError, or an error with an AttemptCount() int
 	// method (a *backoff.ExhaustedError, whatever part of the budget ran
@@ -85,7 +85,7 @@ func Classify(err error) Result {
 	}
 	var se *smithyext.StatusError
 	if errors.As(err, &se) {
-		r.Source, r.Status, r.Code, r.Message = SourceStream, se.StatusCode, se.ErrorCode(), se.Message
+		r.Source, r.Status, r.Code, r.Message = SourceStream, se.Status, se.ErrorCode(), se.Message
 		r.Retryable, r.Throttle, r.RequestID, r.Events = se.Retryable, se.Throttle, se.RequestID, se.Events
 		if se.Code == CodeRequestCanceled {
 			r.Source = SourceCanceled
@@ -167,3 +167,18 @@ func (StatusThrottle) IsErrorThrottle(err error) aws.Ternary {
 	}
 	return aws.UnknownTernary
 }
+
+// Codes for failures that have no service error code.
+const (
+	// CodeStreamInterrupted is the code of a stream that broke in transport:
+	// a reset or closed connection, or an end of stream inside a frame.
+	CodeStreamInterrupted = "StreamInterrupted"
+	// CodeCorruptFrame is the code of a frame that failed validation.
+	CodeCorruptFrame = "CorruptFrame"
+	// CodeRequestCanceled is the code of a stream ended by its context.
+	CodeRequestCanceled = "RequestCanceled"
+	// CodeStreamStalled is the code of a stream that stalled: no content
+	// event within the first-event timeout, or no byte within the idle
+	// timeout (middleware.WithFirstEventTimeout, WithIdleTimeout).
+	CodeStreamStalled = "StreamStalled"
+)

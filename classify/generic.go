@@ -2,15 +2,15 @@ package classify
 
 import smithy "github.com/aws/smithy-go"
 
-// GenericSource names where the generic rows come from.
-const GenericSource = "AWS common errors (https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html) " +
+// genericSource names where the generic rows come from.
+const genericSource = "AWS common errors (https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html) " +
 	"and aws-sdk-go-v2 aws/retry DefaultThrottleErrorCodes / DefaultRetryableErrorCodes"
 
-// GenericTable returns the rows that apply to every AWS service: codes from
+// genericTable returns the rows that apply to every AWS service: codes from
 // the AWS common-errors list and the SDK's own throttle and retryable code
 // sets. They classify :error-code messages and exceptions of services that
 // have no table of their own.
-func GenericTable() Table {
+func genericTable() Table {
 	server := func(code string, status int) Rule {
 		return Rule{Type: code, Outcome: Outcome{Code: code, Status: status, Retryable: true, Fault: smithy.FaultServer}}
 	}
@@ -21,7 +21,7 @@ func GenericTable() Table {
 		return Rule{Type: code, Outcome: Outcome{Code: code, Status: status, Fault: smithy.FaultClient}}
 	}
 	return Table{
-		Source: GenericSource,
+		Source: genericSource,
 		Rules: []Rule{
 			server("InternalFailure", 500),
 			server("InternalServerError", 500),

@@ -7,13 +7,13 @@ import (
 	smithy "github.com/aws/smithy-go"
 )
 
-// SageMakerRuntimeSource names where the SageMaker Runtime rows come from.
-const SageMakerRuntimeSource = "Amazon SageMaker API Reference, runtime data type ResponseStream " +
+// sageMakerRuntimeSource names where the SageMaker Runtime rows come from.
+const sageMakerRuntimeSource = "Amazon SageMaker API Reference, runtime data type ResponseStream " +
 	"(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_ResponseStream.html): " +
 	"ModelStreamError, HTTP 400, with error codes ModelInvocationTimeExceeded and StreamBroken; " +
 	"InternalStreamFailure, HTTP 500, \"Try your request again\""
 
-// SageMakerRuntimeTable returns the table for Amazon SageMaker Runtime
+// sageMakerRuntimeTable returns the table for Amazon SageMaker Runtime
 // (InvokeEndpointWithResponseStream).
 //
 //	:exception-type         HTTP  retry                         throttle
@@ -25,10 +25,10 @@ const SageMakerRuntimeSource = "Amazon SageMaker API Reference, runtime data typ
 // means the model did not finish within SageMaker's time limit; sending the
 // same request again costs another full invocation and usually times out
 // again, so it is not retried (override the row to change that).
-func SageMakerRuntimeTable() Table {
+func sageMakerRuntimeTable() Table {
 	return Table{
 		ServiceID: "SageMaker Runtime",
-		Source:    SageMakerRuntimeSource,
+		Source:    sageMakerRuntimeSource,
 		Rules: []Rule{
 			{
 				Type:    "ModelStreamError",

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/streamstatus/streamstatus/smithyext"
-
 	smithy "github.com/aws/smithy-go"
 )
 
@@ -74,12 +72,13 @@ func JSON[T any, PT interface {
 	}
 }
 
-// Classifier looks up rules by service and exception type. A Classifier is
-// immutable after New and safe for concurrent use.
+// Classifier looks up rules by service and exception type; pass it to the
+// middlewares with middleware.WithClassifier. A Classifier is immutable after
+// New and safe for concurrent use. The middlewares use
+// New(DefaultTables()...) when given none.
 type Classifier struct {
 	services map[string]map[string]Rule
 	generic  map[string]Rule
-	envelope func(Stream, *smithyext.Frame) *smithyext.StatusError // c.chunkEnvelope, bound once
 }
 
 // New returns a Classifier over the given tables. Rows of later tables
@@ -92,7 +91,6 @@ type Classifier struct {
 // service after the service's own table.
 func New(tables ...Table) *Classifier {
 	c := &Classifier{services: map[string]map[string]Rule{}, generic: map[string]Rule{}}
-	c.envelope = c.chunkEnvelope
 	for _, t := range tables {
 		rows := c.generic
 		if t.ServiceID != "" {
@@ -109,14 +107,30 @@ func New(tables ...Table) *Classifier {
 	return c
 }
 
-// DefaultTables returns new copies of the built-in tables: the generic AWS
-// table first, then one table per supported service.
+// DefaultTables returns new copies of the built-in tables, in this order
+// (each table's Source names the documentation its rows come from):
+//
+//   - the generic AWS table (ServiceID ""): codes from the AWS common-errors
+//     list and the SDK's throttle and retryable code sets, consulted for
+//     every service after the service's own rows;
+//   - "Bedrock Runtime" (ConverseStream, InvokeModelWithResponseStream):
+//     internalServerException 500, serviceUnavailableException 503,
+//     throttlingException 429 (throttle), modelStreamErrorException 424
+//     (a throttle when its originalStatusCode is 429), modelTimeoutException
+//     408, all retryable; validationException 400, not retryable;
+//   - "SageMaker Runtime" (InvokeEndpointWithResponseStream): ModelStreamError
+//     400, retried only with ErrorCode StreamBroken; InternalStreamFailure
+//     500, retryable;
+//   - "Bedrock Agent Runtime" (InvokeAgent, InvokeInlineAgent);
+//   - AnthropicServiceID: the Anthropic error types found in error envelopes
+//     inside Bedrock chunk events (rate_limit_error 429 and overloaded_error
+//     529 are retryable throttles, api_error 500 is retryable, the 4xx types
+//     are not).
+//
+// Append tables of your own to override rows (see New).
 func DefaultTables() []Table {
-	return []Table{GenericTable(), BedrockRuntimeTable(), SageMakerRuntimeTable(), BedrockAgentRuntimeTable(), AnthropicTable()}
+	return []Table{genericTable(), bedrockRuntimeTable(), sageMakerRuntimeTable(), bedrockAgentRuntimeTable(), anthropicTable()}
 }
-
-// Default returns a Classifier over DefaultTables.
-func Default() *Classifier { return New(DefaultTables()...) }
 
 // Rule returns the rule for an exception type (or error code) of a service:
 // the service's own row if it has one, else the generic AWS row.
@@ -127,29 +141,4 @@ func (c *Classifier) Rule(serviceID, exceptionType string) (Rule, bool) {
 	}
 	r, ok := c.generic[key]
 	return r, ok
-}
-
-// outcome is the rule's outcome for a code, or the unknown outcome when no
-// table has the code.
-func (c *Classifier) outcome(serviceID, code string) Outcome {
-	if r, ok := c.Rule(serviceID, code); ok {
-		return r.Outcome
-	}
-	return unknownOutcome(code)
-}
-
-// unknownOutcome is the classification of an exception no table knows.
-// Without a modeled type there is no way to tell whether the request is safe
-// to send again, so it is not retried; the status is the generic 500.
-func unknownOutcome(code string) Outcome {
-	return Outcome{Code: code, Status: 500, Fault: smithy.FaultUnknown}
-}
-
-// exportedCode turns a wire exception type ("throttlingException") into the
-// modeled code ("ThrottlingException").
-func exportedCode(t string) string {
-	if t == "" || t[0] < 'a' || t[0] > 'z' {
-		return t
-	}
-	return string(t[0]-'a'+'A') + t[1:]
 }

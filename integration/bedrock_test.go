@@ -208,7 +208,7 @@ func TestModelStreamErrorOriginal429IsThrottle(t *testing.T) {
 		[]byte(`{"message":"model failed","originalStatusCode":429,"originalMessage":"rate limited upstream"}`))})})
 	res := invokeStream.run(context.Background(), c)
 	var se *smithyext.StatusError
-	if !errors.As(res.streamErr, &se) || !se.Throttle || se.StatusCode != 424 || !se.Retryable {
+	if !errors.As(res.streamErr, &se) || !se.Throttle || se.Status != 424 || !se.Retryable {
 		t.Fatalf("want a retryable throttle with status 424, got %v", res.streamErr)
 	}
 	var mse *types.ModelStreamErrorException
@@ -260,7 +260,7 @@ func TestErrorMessageFrames(t *testing.T) {
 	srv.Enqueue(fake.Response{Steps: steps(content, []fake.Step{fake.ErrorMsg("InternalFailure", "broke")})})
 	res = invokeStream.run(context.Background(), c)
 	var se *smithyext.StatusError
-	if !errors.As(res.streamErr, &se) || se.StatusCode != 500 || !se.Retryable || se.Code != "InternalFailure" ||
+	if !errors.As(res.streamErr, &se) || se.Status != 500 || !se.Retryable || se.Code != "InternalFailure" ||
 		se.Events != 2 || se.Message != "broke" || se.Kind != smithyext.KindErrorMessage {
 		t.Fatalf("error message after content: %#v", se)
 	}
@@ -274,7 +274,7 @@ func TestUnknownExceptionIsNotRetried(t *testing.T) {
 	srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("brandNewException", "what is this")}})
 	res := invokeStream.run(context.Background(), c)
 	var se *smithyext.StatusError
-	if !errors.As(res.callErr, &se) || se.Code != "BrandNewException" || se.StatusCode != 500 || se.Retryable || se.Message != "what is this" {
+	if !errors.As(res.callErr, &se) || se.Code != "BrandNewException" || se.Status != 500 || se.Retryable || se.Message != "what is this" {
 		t.Fatalf("unknown exception: %v", res.callErr)
 	}
 	if srv.CallCount() != 1 {

@@ -27,7 +27,7 @@ echo "go test -run '^\$' -bench '$quick' -benchtime 500ms -count $COUNT ./integr
 go test -run '^$' -bench "$quick" -benchtime 500ms -count "$COUNT" -timeout 30m ./integration/ | tee "$OUT/raw.txt" >&2
 echo "go test -run '^\$' -bench 'Throughput/^events=10000$' -benchtime 2x -count $COUNT ./integration/" >&2
 go test -run '^$' -bench 'Throughput/^events=10000$' -benchtime 2x -count "$COUNT" -timeout 30m ./integration/ | tee -a "$OUT/raw.txt" >&2
-go test -run '^$' -bench 'ScannerNext|InstallStepsAside' -count "$COUNT" ./smithyext/ ./middleware/ | tee -a "$OUT/raw.txt" >&2
+go test -run '^$' -bench 'ScannerNext|InstallStepsAside' -count "$COUNT" ./internal/framing/ ./middleware/ | tee -a "$OUT/raw.txt" >&2
 
 # Columns: bare vs plugin for the side-by-side benchmarks.
 benchstat -col /side "$OUT/raw.txt" | tee "$OUT/summary.txt"

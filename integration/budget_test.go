@@ -143,7 +143,7 @@ func TestBudgetElapsedInBothRetryModes(t *testing.T) {
 			b := immediateBudget(func(b *backoff.Budget) {
 				b.MaxAttempts = 10
 				b.MaxElapsed = 25 * time.Second
-				b.Clock = &steppingClock{now: time.Unix(1e9, 0), step: 10 * time.Second}
+				b.Now = (&steppingClock{now: time.Unix(1e9, 0), step: 10 * time.Second}).Now
 			})
 			res := invokeStream.run(context.Background(), budgetClient(srv, b, mode))
 			var ex *backoff.ExhaustedError
@@ -274,7 +274,7 @@ func elapsedBudget() *backoff.Budget {
 	return immediateBudget(func(b *backoff.Budget) {
 		b.MaxAttempts = 10
 		b.MaxElapsed = 25 * time.Second
-		b.Clock = &steppingClock{now: time.Unix(1e9, 0), step: 10 * time.Second}
+		b.Now = (&steppingClock{now: time.Unix(1e9, 0), step: 10 * time.Second}).Now
 	})
 }
 

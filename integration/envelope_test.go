@@ -5,8 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	smithy "github.com/aws/smithy-go"
+
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -73,15 +76,15 @@ func checkEnvelope(t *testing.T, err error, errType string, status int, retryabl
 	if !errors.As(err, &se) {
 		t.Fatalf("want a StatusError, got %T %v", err, err)
 	}
-	if se.Kind != smithyext.KindEnvelope || se.Code != errType || se.StatusCode != status || se.Retryable != retryable ||
+	if se.Kind != smithyext.KindEnvelope || se.Code != errType || se.Status != status || se.Retryable != retryable ||
 		se.Throttle != throttle || se.Events != events || se.Message != "It failed" {
 		t.Fatalf("got %+v", se)
 	}
 	if got, _ := statusOf(err); got != status {
 		t.Fatalf("errors.As status %d, want %d", got, status)
 	}
-	var env *classify.EnvelopeError
-	if !errors.As(err, &env) || env.Type != errType {
+	var env *smithy.GenericAPIError
+	if !errors.As(err, &env) || env.Code != errType || env.Message != "It failed" {
 		t.Fatalf("envelope detail not reachable: %v", err)
 	}
 }
@@ -112,11 +115,11 @@ func TestContentMentioningErrorIsDelivered(t *testing.T) {
 	}
 }
 
-// TestEnvelopesCanBeTurnedOff: with WithoutErrorEnvelopes the envelope is
+// TestEnvelopesCanBeTurnedOff: with WithDisableErrorEnvelopes the envelope is
 // content again, as with the bare SDK.
 func TestEnvelopesCanBeTurnedOff(t *testing.T) {
 	srv := newServer(t)
-	c := newClient(srv, clientOption, 3, middleware.WithoutErrorEnvelopes())
+	c := newClient(srv, clientOption, 3, middleware.WithDisableErrorEnvelopes())
 	srv.Enqueue(fake.Response{Steps: []fake.Step{fake.AnthropicError("overloaded_error", "Overloaded")}})
 	res := invokeStream.run(context.Background(), c)
 	if res.callErr != nil || res.streamErr != nil || len(res.events) != 1 || srv.CallCount() != 1 {
@@ -127,7 +130,7 @@ func TestEnvelopesCanBeTurnedOff(t *testing.T) {
 // TestEnvelopesOnlyOnInvokeModelWithResponseStream: ConverseStream never
 // carries provider bytes, so nothing is inspected there.
 func TestEnvelopesOnlyOnInvokeModelWithResponseStream(t *testing.T) {
-	c := classify.Default()
+	c := streamerr.New(classify.New(classify.DefaultTables()...))
 	if c.EnvelopeDetector("Bedrock Runtime", "ConverseStream") != nil || c.EnvelopeDetector("SageMaker Runtime", "InvokeEndpointWithResponseStream") != nil {
 		t.Fatal("envelope detection applies beyond InvokeModelWithResponseStream")
 	}

@@ -13,7 +13,6 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/redis/go-redis/v9 v9.22.0
 	github.com/streamstatus/streamstatus v0.0.0-00010101000000-000000000000
-	github.com/streamstatus/streamstatus/integration/fake v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 )
 
@@ -34,7 +33,4 @@ require (
 	golang.org/x/sys v0.30.0 // indirect
 )
 
-replace (
-	github.com/streamstatus/streamstatus => ../
-	github.com/streamstatus/streamstatus/integration/fake => ./fake
-)
+replace github.com/streamstatus/streamstatus => ../

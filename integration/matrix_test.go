@@ -29,6 +29,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -353,13 +354,13 @@ func transportFaults() []streamFault {
 	}
 	return append(out,
 		streamFault{name: "prelude claiming 4 GiB", steps: []fake.Step{fake.Raw(claimPrelude(0xffffffff))},
-			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{framing.ErrPreludeLength}}},
 		// The format's limits: one byte over the payload or the header
 		// limit is a corrupt frame (a 24 MiB payload passes: TestFrameSizeBounds).
-		streamFault{name: "payload one byte over 24 MiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxPayloadLen+1, 0))},
-			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
-		streamFault{name: "headers one byte over 128 KiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(smithyext.MinFrameLen+smithyext.MaxHeadersLen+1, smithyext.MaxHeadersLen+1))},
-			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{smithyext.ErrPreludeLength}}},
+		streamFault{name: "payload one byte over 24 MiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(framing.MinFrameLen+framing.MaxPayloadLen+1, 0))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{framing.ErrPreludeLength}}},
+		streamFault{name: "headers one byte over 128 KiB", steps: []fake.Step{fake.Raw(claimPreludeHeaders(framing.MinFrameLen+framing.MaxHeadersLen+1, framing.MaxHeadersLen+1))},
+			want: failureWant{code: codeCorrupt, kind: smithyext.KindCorrupt, is: []error{framing.ErrPreludeLength}}},
 		streamFault{name: "error message InternalFailure", steps: []fake.Step{fake.ErrorMsg("InternalFailure", "try again")},
 			want: failureWant{code: "InternalFailure", status: 500, retryable: true, kind: smithyext.KindErrorMessage, message: "try again", modeled: as[*smithy.GenericAPIError]}},
 		streamFault{name: "error message with an unknown code", steps: []fake.Step{fake.ErrorMsg("FutureFailure", "new")},
@@ -388,8 +389,8 @@ func stallFault() streamFault {
 // format's limit (0 for all but the largest frames).
 func claimPrelude(total uint32) []byte {
 	var headers uint32
-	if total > smithyext.MinFrameLen+smithyext.MaxPayloadLen && total <= smithyext.MaxFrameLen {
-		headers = total - smithyext.MinFrameLen - smithyext.MaxPayloadLen
+	if total > framing.MinFrameLen+framing.MaxPayloadLen && total <= framing.MaxFrameLen {
+		headers = total - framing.MinFrameLen - framing.MaxPayloadLen
 	}
 	return claimPreludeHeaders(total, headers)
 }
@@ -882,7 +883,7 @@ func TestFrameSizeBounds(t *testing.T) {
 				// The first frame: the call fails, not retried.
 				var se *smithyext.StatusError
 				if !errors.As(res.callErr, &se) || se.Code != codeCorrupt || se.Retryable || srv.CallCount() != 1 ||
-					!errors.Is(res.callErr, smithyext.ErrPreludeLength) ||
+					!errors.Is(res.callErr, framing.ErrPreludeLength) ||
 					!strings.Contains(res.callErr.Error(), fmt.Sprintf("payload length %d exceeds the event-stream limit of %d bytes", tc.payload, maxPayload)) {
 					t.Fatalf("call error %v, %d calls; want a CorruptFrame naming the payload limit, not retried", res.callErr, srv.CallCount())
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -221,11 +222,11 @@ func TestHugePreludeClaimEndToEnd(t *testing.T) {
 		is      error
 		maxHeap uint64 // bytes the call may allocate in all
 	}{
-		{smithyext.MaxFrameLen + 1, codeCorrupt, smithyext.ErrPreludeLength, 4 << 20},
-		{1 << 30, codeCorrupt, smithyext.ErrPreludeLength, 4 << 20},
-		{0xffffffff, codeCorrupt, smithyext.ErrPreludeLength, 4 << 20},
-		{smithyext.MaxFrameLen, codeInterrupted, smithyext.ErrTruncated, smithyext.MaxFrameLen + 4<<20},
-		{1 << 20, codeInterrupted, smithyext.ErrTruncated, 1<<20 + 4<<20},
+		{framing.MaxFrameLen + 1, codeCorrupt, framing.ErrPreludeLength, 4 << 20},
+		{1 << 30, codeCorrupt, framing.ErrPreludeLength, 4 << 20},
+		{0xffffffff, codeCorrupt, framing.ErrPreludeLength, 4 << 20},
+		{framing.MaxFrameLen, codeInterrupted, framing.ErrTruncated, framing.MaxFrameLen + 4<<20},
+		{1 << 20, codeInterrupted, framing.ErrTruncated, 1<<20 + 4<<20},
 	}
 	for _, tc := range cases {
 		for _, after := range []int{0, 3} {
@@ -248,7 +249,7 @@ func TestHugePreludeClaimEndToEnd(t *testing.T) {
 				if !errors.As(err, &se) || se.Code != tc.code || !errors.Is(err, tc.is) || se.Events != after {
 					t.Fatalf("want %s (%v) after %d events, got %v", tc.code, tc.is, after, err)
 				}
-				if tc.code == codeCorrupt && (se.Retryable || !strings.Contains(err.Error(), fmt.Sprintf("total length %d exceeds %d", tc.claim, smithyext.MaxFrameLen))) {
+				if tc.code == codeCorrupt && (se.Retryable || !strings.Contains(err.Error(), fmt.Sprintf("total length %d exceeds %d", tc.claim, framing.MaxFrameLen))) {
 					t.Errorf("the error must say the claim exceeds the limit and not be retried: %v", err)
 				}
 				if d := afterStats.TotalAlloc - before.TotalAlloc; d > tc.maxHeap {

@@ -71,7 +71,7 @@ func TestSageMakerRuntimeConfigWide(t *testing.T) {
 		res := runSageMaker(sagemakerruntime.NewFromConfig(configWideFor(srv, configWide)))
 		var se *smithyext.StatusError
 		var mse *smtypes.ModelStreamError
-		if res.callErr != nil || !errors.As(res.streamErr, &se) || se.StatusCode != 400 || !se.Retryable || se.Events != 2 ||
+		if res.callErr != nil || !errors.As(res.streamErr, &se) || se.Status != 400 || !se.Retryable || se.Events != 2 ||
 			se.Code != "ModelStreamError" || se.Service != "SageMaker Runtime" || !errors.As(res.streamErr, &mse) ||
 			mse.ErrorCode_ == nil || *mse.ErrorCode_ != "StreamBroken" || srv.CallCount() != 1 {
 			t.Fatalf("call %v stream %v (%+v) calls %d", res.callErr, res.streamErr, mse, srv.CallCount())
@@ -115,7 +115,7 @@ func TestBedrockAgentRuntimeConfigWide(t *testing.T) {
 		srv.Enqueue(fake.Response{Steps: []fake.Step{fake.AgentChunk("Hel"), fake.Exception("badGatewayException", "upstream failed")}})
 		res := runAgent(bedrockagentruntime.NewFromConfig(configWideFor(srv, configWide)))
 		var se *smithyext.StatusError
-		if res.callErr != nil || !errors.As(res.streamErr, &se) || se.StatusCode != 502 || !se.Retryable || se.Events != 1 ||
+		if res.callErr != nil || !errors.As(res.streamErr, &se) || se.Status != 502 || !se.Retryable || se.Events != 1 ||
 			se.Service != "Bedrock Agent Runtime" || !as[*agenttypes.BadGatewayException](res.streamErr) || srv.CallCount() != 1 {
 			t.Fatalf("call %v stream %v calls %d", res.callErr, res.streamErr, srv.CallCount())
 		}

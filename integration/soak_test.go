@@ -369,10 +369,10 @@ func soakCheck(p *soakPlan, res streamResult, calls int) []string {
 		if e.callFails {
 			events = 0
 		}
-		if se.ErrorCode() != w.code || se.StatusCode != w.status || se.Retryable != w.retryable || se.Throttle != w.throttle ||
+		if se.ErrorCode() != w.code || se.Status != w.status || se.Retryable != w.retryable || se.Throttle != w.throttle ||
 			se.Kind != w.kind || se.Events != events {
 			bad("StatusError %s %d retryable=%v throttle=%v kind=%v events=%d, want %s %d %v %v %v %d",
-				se.ErrorCode(), se.StatusCode, se.Retryable, se.Throttle, se.Kind, se.Events,
+				se.ErrorCode(), se.Status, se.Retryable, se.Throttle, se.Kind, se.Events,
 				w.code, w.status, w.retryable, w.throttle, w.kind, events)
 		}
 		if got, _ := statusOf(err); got != w.status {

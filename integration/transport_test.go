@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -58,13 +59,13 @@ var faultCases = []faultCase{
 	{name: "connection closed mid-stream", fault: []fake.Step{fake.Cut()}, retryable: true, kind: smithyext.KindTransport,
 		is: []error{io.ErrUnexpectedEOF}},
 	{name: "truncated frame", fault: []fake.Step{fake.Raw(chunkFrame("half a frame")[:20]), fake.Cut()}, retryable: true, kind: smithyext.KindTransport,
-		is: []error{smithyext.ErrTruncated, io.ErrUnexpectedEOF}},
+		is: []error{framing.ErrTruncated, io.ErrUnexpectedEOF}},
 	{name: "bad message CRC", fault: []fake.Step{fake.Raw(corrupt(-1))}, retryable: false, kind: smithyext.KindCorrupt,
-		is: []error{smithyext.ErrMessageCRC}},
+		is: []error{framing.ErrMessageCRC}},
 	{name: "bad prelude CRC", fault: []fake.Step{fake.Raw(corrupt(9))}, retryable: false, kind: smithyext.KindCorrupt,
-		is: []error{smithyext.ErrPreludeCRC}},
+		is: []error{framing.ErrPreludeCRC}},
 	{name: "oversized prelude", fault: []fake.Step{fake.Raw(oversizedPrelude())}, retryable: false, kind: smithyext.KindCorrupt,
-		is: []error{smithyext.ErrPreludeLength}},
+		is: []error{framing.ErrPreludeLength}},
 }
 
 // oversizedPrelude claims a 64 MiB frame with a valid prelude CRC.

@@ -13,7 +13,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
-	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -48,7 +49,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		return out, md, nil
 	}
 
-	info := classify.Stream{
+	info := streamerr.Stream{
 		Service:   awsmiddleware.GetServiceID(ctx),
 		Operation: awsmiddleware.GetOperationName(ctx),
 		RequestID: resp.Header.Get("X-Amzn-Requestid"),
@@ -92,12 +93,12 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
-	scan smithyext.Scanner
-	info classify.Stream
+	scan framing.Scanner
+	info streamerr.Stream
 	opts *resolved
 	// envelope detects in-band error envelopes in events; nil when none
 	// apply to this operation.
-	envelope func(classify.Stream, *smithyext.Frame) *smithyext.StatusError
+	envelope func(streamerr.Stream, *framing.Frame) *smithyext.StatusError
 
 	// mu is held by Read for the whole call, and by Close only to release
 	// the buffers (after closing src, which ends a Read blocked on it).
@@ -124,7 +125,7 @@ type streamBody struct {
 	codec *restjson1.Protocol
 }
 
-func newStreamBody(ctx context.Context, src io.ReadCloser, info classify.Stream, opts *resolved) *streamBody {
+func newStreamBody(ctx context.Context, src io.ReadCloser, info streamerr.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
 	if opts.firstEvent > 0 || opts.idle > 0 {
 		b.guard.start(src, b.closeSrc, opts.firstEvent, opts.idle)
@@ -168,7 +169,7 @@ func (b *streamBody) readAhead() error {
 		if se := b.failure(f); se != nil {
 			return se
 		}
-		if f.MessageType() != smithyext.MessageTypeEvent {
+		if f.MessageType() != framing.MessageTypeEvent {
 			b.next = f.Bytes() // not an event: the SDK reports it
 			break
 		}
@@ -230,7 +231,7 @@ func (b *streamBody) release() {
 	if b.closing.Load() && b.err == nil {
 		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
 	}
-	b.scan = smithyext.Scanner{}
+	b.scan = framing.Scanner{}
 	b.pending, b.next = nil, nil
 	b.guard.stop()
 }
@@ -251,7 +252,7 @@ func (b *streamBody) nextFrame() {
 			b.err = se
 			return
 		}
-		if f.MessageType() == smithyext.MessageTypeEvent {
+		if f.MessageType() == framing.MessageTypeEvent {
 			b.info.Events++
 			b.obs.event()
 			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
@@ -291,8 +292,8 @@ func (b *streamBody) readError(err error) *smithyext.StatusError {
 // failure classifies a frame that ends the stream: an exception, an error
 // message, or an event carrying an in-band error envelope. It returns nil
 // for every other frame.
-func (b *streamBody) failure(f *smithyext.Frame) *smithyext.StatusError {
-	if f.MessageType() == smithyext.MessageTypeEvent {
+func (b *streamBody) failure(f *framing.Frame) *smithyext.StatusError {
+	if f.MessageType() == framing.MessageTypeEvent {
 		if b.envelope != nil {
 			return b.envelope(b.info, f)
 		}

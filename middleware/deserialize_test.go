@@ -9,7 +9,8 @@ import (
 
 	"github.com/aws/smithy-go/eventstream"
 
-	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -43,7 +44,7 @@ func body(t *testing.T, opts []Option, frames ...[]byte) (*streamBody, *closeRec
 	t.Helper()
 	src := &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}
 	r := resolve(opts)
-	b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, r)
+	b := newStreamBody(context.Background(), src, streamerr.Stream{Service: "Bedrock Runtime"}, r)
 	return b, src, b.readAhead()
 }
 
@@ -82,7 +83,7 @@ func TestReadAheadStopsAtFirstContent(t *testing.T) {
 	}
 	got, err := io.ReadAll(b)
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Events != 2 || se.StatusCode != 429 {
+	if !errors.As(err, &se) || se.Events != 2 || se.Status != 429 {
 		t.Fatalf("want a 429 after 2 events, got %v", err)
 	}
 	if !bytes.Equal(got, bytes.Join(frames[:2], nil)) {
@@ -93,7 +94,7 @@ func TestReadAheadStopsAtFirstContent(t *testing.T) {
 func TestExceptionBeforeContentFailsTheCall(t *testing.T) {
 	b, src, err := body(t, nil, event(t, "messageStart"), frame(t, "exception", eventstream.ExceptionTypeHeader, "internalServerException", `{}`))
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Events != 0 || se.StatusCode != 500 {
+	if !errors.As(err, &se) || se.Events != 0 || se.Status != 500 {
 		t.Fatalf("want a 500 before any event, got %v", err)
 	}
 	_ = b.Close()
@@ -131,7 +132,7 @@ func TestTruncatedStreamIsRetryableBeforeContent(t *testing.T) {
 	f := event(t, "chunk")
 	_, _, err := body(t, nil, f[:len(f)-3])
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || !se.Retryable || se.Kind != smithyext.KindTransport || !errors.Is(err, smithyext.ErrTruncated) {
+	if !errors.As(err, &se) || !se.Retryable || se.Kind != smithyext.KindTransport || !errors.Is(err, framing.ErrTruncated) {
 		t.Fatalf("want a retryable transport error, got %v", err)
 	}
 }
@@ -141,7 +142,7 @@ func TestCorruptFrameIsNotRetryable(t *testing.T) {
 	f[len(f)-1] ^= 0xff
 	_, _, err := body(t, nil, f)
 	var se *smithyext.StatusError
-	if !errors.As(err, &se) || se.Retryable || se.Kind != smithyext.KindCorrupt || !errors.Is(err, smithyext.ErrMessageCRC) {
+	if !errors.As(err, &se) || se.Retryable || se.Kind != smithyext.KindCorrupt || !errors.Is(err, framing.ErrMessageCRC) {
 		t.Fatalf("want a permanent corrupt-frame error, got %v", err)
 	}
 }
@@ -154,7 +155,7 @@ func TestPassThroughAllocatesNothingPerFrame(t *testing.T) {
 	buf := make([]byte, 4096)
 	allocs := testing.AllocsPerRun(20, func() {
 		src.Reader = bytes.NewReader(stream)
-		b := newStreamBody(context.Background(), src, classify.Stream{}, r)
+		b := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
 		if err := b.readAhead(); err != nil {
 			t.Fatal(err)
 		}

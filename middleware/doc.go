@@ -45,7 +45,7 @@
 // An event whose payload is an in-band error envelope (an Anthropic
 // {"type":"error"} chunk on InvokeModelWithResponseStream) counts as an
 // exception, before and after content, and is never delivered; see
-// [WithoutErrorEnvelopes].
+// [WithDisableErrorEnvelopes].
 //
 // After content, frames pass through one at a time. An exception, error
 // message or transport failure then ends the body with a StatusError that
@@ -95,7 +95,7 @@
 // read-ahead's failure), so every failure, whatever made it, is recorded
 // once. With the SDK's default no-op providers nothing is installed.
 //
-// Data flows one way: transport -> frame scanner (smithyext) -> classifier
+// Data flows one way: transport -> frame scanner (internal/framing) -> classifier
 // (classify) -> typed error -> retryer or consumer.
 //
 // # Installing

@@ -11,25 +11,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
-	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/canned"
 	"github.com/streamstatus/streamstatus/middleware"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-// exampleCredentials are fixed keys for the fake endpoint, which only checks
-// that requests are signed. (Not credentials.NewStaticCredentialsProvider:
+// exampleCredentials are fixed keys: requests are signed, and the canned
+// endpoint ignores the signature. (Not credentials.NewStaticCredentialsProvider:
 // the library's go.mod leaves the credentials module to its users.)
 var exampleCredentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "example-secret"}, nil
 })
 
-// exampleConfig points a config at a fake Bedrock endpoint on 127.0.0.1.
-// Real programs use config.LoadDefaultConfig instead.
-func exampleConfig(srv *fake.Server) aws.Config {
+// exampleConfig sends a config's requests to a canned Bedrock endpoint,
+// in process. Real programs use config.LoadDefaultConfig instead.
+func exampleConfig(ep *canned.Endpoint) aws.Config {
 	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  exampleCredentials,
-		BaseEndpoint: aws.String(srv.URL),
+		Region:      "us-east-1",
+		Credentials: exampleCredentials,
+		HTTPClient:  ep,
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil }) // keep the example fast
@@ -63,16 +63,14 @@ func converse(ctx context.Context, client *bedrockruntime.Client) ([]string, err
 // A throttle on the first frame of a stream is retried by the SDK's own
 // retryer; the consumer sees only the clean attempt.
 func ExampleWithBedrock() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.MessageStart(), fake.Exception("throttlingException", "Too many requests")}},
-		fake.Response{Steps: fake.ConverseText("Hello", " world")},
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.MessageStart(), canned.Exception("throttlingException", "Too many requests")),
+		canned.Stream(canned.ConverseText("Hello", " world")),
 	)
 
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock())
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock())
 	text, err := converse(context.Background(), client)
-	fmt.Println(text, err, "server calls:", srv.CallCount())
+	fmt.Println(text, err, "server calls:", ep.Calls())
 	// Output: [Hello  world] <nil> server calls: 2
 }
 
@@ -80,14 +78,12 @@ func ExampleWithBedrock() {
 // stream.Err() is a *smithyext.StatusError with the mapped status and the
 // number of events already delivered.
 func ExampleWithBedrock_afterContent() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(fake.Response{Steps: []fake.Step{
-		fake.MessageStart(), fake.TextDelta("Hel"), fake.TextDelta("lo"),
-		fake.Exception("serviceUnavailableException", "Service unavailable"),
-	}})
+	ep := canned.NewEndpoint(canned.Stream(
+		canned.MessageStart(), canned.TextDelta("Hel"), canned.TextDelta("lo"),
+		canned.Exception("serviceUnavailableException", "Service unavailable"),
+	))
 
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), middleware.WithBedrock())
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), middleware.WithBedrock())
 	text, err := converse(context.Background(), client)
 
 	var se *smithyext.StatusError
@@ -104,35 +100,31 @@ func ExampleWithBedrock_afterContent() {
 // AppendMiddlewares installs the middlewares on every client made from a
 // config; clients and operations without event streams are unaffected.
 func ExampleAppendMiddlewares() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.Exception("internalServerException", "Internal error")}},
-		fake.Response{Steps: fake.ConverseText("ok")},
+	ep := canned.NewEndpoint(
+		canned.Stream(canned.Exception("internalServerException", "Internal error")),
+		canned.Stream(canned.ConverseText("ok")),
 	)
 
-	cfg := exampleConfig(srv)
+	cfg := exampleConfig(ep)
 	middleware.AppendMiddlewares(&cfg.APIOptions)
 	client := bedrockruntime.NewFromConfig(cfg)
 
 	text, err := converse(context.Background(), client)
-	fmt.Println(text, err, "server calls:", srv.CallCount())
+	fmt.Println(text, err, "server calls:", ep.Calls())
 	// Output: [ok] <nil> server calls: 2
 }
 
 // APIOption is the generic form, for any aws-sdk-go-v2 client's
 // WithAPIOptions (or a per-call APIOptions append).
 func ExampleAPIOption() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("validationException", "Malformed input")}})
+	ep := canned.NewEndpoint(canned.Stream(canned.Exception("validationException", "Malformed input")))
 
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv), bedrockruntime.WithAPIOptions(middleware.APIOption()))
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep), bedrockruntime.WithAPIOptions(middleware.APIOption()))
 	_, err := converse(context.Background(), client)
 
 	var status interface{ HTTPStatusCode() int }
 	errors.As(err, &status)
-	fmt.Println(status.HTTPStatusCode(), "server calls:", srv.CallCount())
+	fmt.Println(status.HTTPStatusCode(), "server calls:", ep.Calls())
 	// Output: 400 server calls: 1
 }
 
@@ -140,17 +132,15 @@ func ExampleAPIOption() {
 // first-event timeout and retried by the SDK's retryer, like any failure
 // before content.
 func ExampleWithFirstEventTimeout() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(
-		fake.Response{Steps: []fake.Step{fake.MessageStart(), fake.Pause(time.Minute)}}, // a stall
-		fake.Response{Steps: fake.ConverseText("Hello")},
+	ep := canned.NewEndpoint(
+		canned.Stalled(canned.MessageStart()),
+		canned.Stream(canned.ConverseText("Hello")),
 	)
 
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv),
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep),
 		middleware.WithBedrock(middleware.WithFirstEventTimeout(100*time.Millisecond)))
 	text, err := converse(context.Background(), client)
-	fmt.Println(text, err, "server calls:", srv.CallCount())
+	fmt.Println(text, err, "server calls:", ep.Calls())
 	// Output: [Hello] <nil> server calls: 2
 }
 
@@ -158,13 +148,9 @@ func ExampleWithFirstEventTimeout() {
 // error counting the events delivered; the caller's own context errors
 // stay distinct from it.
 func ExampleWithIdleTimeout() {
-	srv, _ := fake.NewServer()
-	defer srv.Close()
-	srv.Enqueue(fake.Response{Steps: []fake.Step{
-		fake.MessageStart(), fake.TextDelta("Hel"), fake.Pause(time.Minute),
-	}})
+	ep := canned.NewEndpoint(canned.Stalled(canned.MessageStart(), canned.TextDelta("Hel")))
 
-	client := bedrockruntime.NewFromConfig(exampleConfig(srv),
+	client := bedrockruntime.NewFromConfig(exampleConfig(ep),
 		middleware.WithBedrock(middleware.WithIdleTimeout(100*time.Millisecond)))
 	text, err := converse(context.Background(), client)
 

@@ -143,7 +143,7 @@ func TestInstallWithABudgetPutsTheBudgetOnEveryOperation(t *testing.T) {
 		{"once", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(b))}},
 		{"after one without", []func(*smithymiddleware.Stack) error{middleware.APIOption(), middleware.APIOption(middleware.WithBudget(b))}},
 		{"before one without", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(b)),
-			middleware.APIOption(middleware.WithClassifier(classify.Default()))}},
+			middleware.APIOption(middleware.WithClassifier(classify.New(classify.DefaultTables()...)))}},
 		{"then another budget", []func(*smithymiddleware.Stack) error{middleware.APIOption(middleware.WithBudget(backoff.NewBudget())),
 			middleware.APIOption(middleware.WithBudget(b))}},
 	} {

@@ -7,6 +7,13 @@ import (
 	"go.uber.org/goleak"
 )
 
+// bidiChildEnv marks the child process of TestDefect_BidiInputSharedCodec
+// (review_12_test.go, which per-operation-generation builds leave out).
+const bidiChildEnv = "STREAMSTATUS_REVIEW12_BIDI_CHILD"
+
+// sdkBidiLeak is the goroutine the SDK leaks per bidirectional call.
+const sdkBidiLeak = "github.com/aws/aws-sdk-go-v2/service/bedrockruntime.newAsyncEventStreamReader.func1"
+
 func TestMain(m *testing.M) {
 	var opts []goleak.Option
 	if os.Getenv(bidiChildEnv) == "1" {

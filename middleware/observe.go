@@ -18,6 +18,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
+
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -185,7 +187,7 @@ type streamObserver struct {
 	span tracing.Span  // nil when not tracing
 	// classifier tells the codes its tables know from codes that came
 	// off the wire; see code.
-	classifier *classify.Classifier
+	classifier *streamerr.Classifier
 	service    string
 	method     string
 	provider   string
@@ -197,7 +199,7 @@ type streamObserver struct {
 	events  atomic.Int64 // events handed to the reader, for a span closed early
 }
 
-func newStreamObserver(ctx context.Context, info classify.Stream, classifier *classify.Classifier, req *smithyhttp.Request) *streamObserver {
+func newStreamObserver(ctx context.Context, info streamerr.Stream, classifier *streamerr.Classifier, req *smithyhttp.Request) *streamObserver {
 	call, _ := ctx.Value(callObserverKey{}).(*callObserver)
 	tracer, _ := tracing.GetOperationTracer(ctx)
 	traced := tracer != nopTracer
@@ -328,8 +330,8 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 		}
 		set(attrException, code)
 		set(attrErrorType, code)
-		if se.StatusCode != 0 {
-			set(attrStatusCode, se.StatusCode)
+		if se.Status != 0 {
+			set(attrStatusCode, se.Status)
 		}
 		set(attrRetryable, se.Retryable)
 		set(attrThrottle, se.Throttle)
@@ -348,8 +350,8 @@ func (o *streamObserver) failure(se *smithyext.StatusError, afterContent bool) {
 	}
 	if o.call != nil && o.call.log {
 		status := "no HTTP status"
-		if se.StatusCode != 0 {
-			status = fmt.Sprintf("HTTP %d", se.StatusCode)
+		if se.Status != 0 {
+			status = fmt.Sprintf("HTTP %d", se.Status)
 		}
 		smithymiddleware.GetLogger(o.ctx).Logf(logging.Debug,
 			"event stream failure %s/%s: %s (%s, retryable=%t, throttle=%t), %s after %d events, source %s, request id %s",

@@ -18,6 +18,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/classify"
+
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -140,7 +142,7 @@ func TestObserverFollowsTheClient(t *testing.T) {
 func TestDefaultProvidersCostNothing(t *testing.T) {
 	ctx := tracing.WithOperationTracer(context.Background(), (&tracing.NopTracerProvider{}).Tracer("scope"))
 	var o *streamObserver
-	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, classify.Stream{Service: "Bedrock Runtime"}, nil, nil) })
+	allocs := testing.AllocsPerRun(100, func() { o = newStreamObserver(ctx, streamerr.Stream{Service: "Bedrock Runtime"}, nil, nil) })
 	if o != nil || allocs != 0 {
 		t.Fatalf("default providers: observer %v, %v allocations; want nil and 0", o, allocs)
 	}
@@ -161,7 +163,7 @@ func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]
 	tracer := &endCountingTracer{}
 	ctx = tracing.WithOperationTracer(ctx, tracer)
 	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
-	info := classify.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
+	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
 	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(opts))
 	b.obs = newStreamObserver(ctx, info, b.opts.classifier, nil)
 	err = b.readAhead()
@@ -285,7 +287,7 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 				b.ReportAllocs()
 				for i := 0; i < b.N; i++ {
 					src := &closeRecorder{Reader: bytes.NewReader(stream)}
-					body := newStreamBody(ctx, src, classify.Stream{Service: "Bedrock Runtime"}, r)
+					body := newStreamBody(ctx, src, streamerr.Stream{Service: "Bedrock Runtime"}, r)
 					body.obs = newStreamObserver(ctx, body.info, r.classifier, nil)
 					if err := body.readAhead(); err != nil {
 						b.Fatal(err)
@@ -308,7 +310,7 @@ func BenchmarkObservedPassThrough(b *testing.B) {
 // of a modeled code.
 func TestRecordedCodeIsBounded(t *testing.T) {
 	custom := classify.Table{ServiceID: classify.AnthropicServiceID, Rules: []classify.Rule{{Type: "timeout_error", Outcome: classify.Outcome{Code: "timeout_error", Status: 504, Retryable: true}}}}
-	o := &streamObserver{service: "Bedrock Runtime", classifier: classify.New(append(classify.DefaultTables(), custom)...)}
+	o := &streamObserver{service: "Bedrock Runtime", classifier: streamerr.New(classify.New(append(classify.DefaultTables(), custom)...))}
 	for _, tc := range []struct {
 		kind smithyext.Kind
 		code string

@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // DefaultNonContentEvents are the event types that do not count as content:
@@ -27,7 +28,7 @@ const DefaultReadAheadLimit = 64 << 10
 // Options configure the middlewares.
 type Options struct {
 	// Classifier maps exceptions to status, code and retry decision.
-	// Defaults to classify.Default().
+	// Defaults to classify.New(classify.DefaultTables()...).
 	Classifier *classify.Classifier
 
 	// NonContentEvents lists the :event-type values that do not count as
@@ -36,13 +37,15 @@ type Options struct {
 	NonContentEvents []string
 
 	// ReadAheadLimit bounds the bytes of non-content events held before the
-	// first content event. Defaults to DefaultReadAheadLimit.
+	// first content event (see WithReadAheadLimit). Zero means
+	// DefaultReadAheadLimit.
 	ReadAheadLimit int
 
-	// DisableEnvelopes turns off the detection of in-band error envelopes
-	// (an Anthropic {"type":"error"} chunk on Bedrock's
-	// InvokeModelWithResponseStream), which is on by default.
-	DisableEnvelopes bool
+	// DisableErrorEnvelopes turns off the detection of in-band error
+	// envelopes (an Anthropic {"type":"error"} chunk on Bedrock's
+	// InvokeModelWithResponseStream), which is on by default (see
+	// WithDisableErrorEnvelopes).
+	DisableErrorEnvelopes bool
 
 	// Budget, when set, is the retry budget of the clients the middlewares
 	// are installed on (see WithBudget).
@@ -80,10 +83,21 @@ func WithNonContentEvents(eventTypes ...string) Option {
 	return func(o *Options) { o.NonContentEvents = append([]string{}, eventTypes...) }
 }
 
-// WithoutErrorEnvelopes turns off the detection of in-band error envelopes:
-// such chunks then reach the consumer as content, as with the bare SDK.
-func WithoutErrorEnvelopes() Option {
-	return func(o *Options) { o.DisableEnvelopes = true }
+// WithDisableErrorEnvelopes turns off the detection of in-band error
+// envelopes: such chunks then reach the consumer as content, as with the
+// bare SDK.
+func WithDisableErrorEnvelopes() Option {
+	return func(o *Options) { o.DisableErrorEnvelopes = true }
+}
+
+// WithReadAheadLimit sets how many bytes of non-content events a stream may
+// hold while it waits for its first content event (DefaultReadAheadLimit by
+// default). Past the limit the stream counts as started: an exception after
+// it reaches the consumer through stream.Err() instead of being retried. A
+// stream holds at most its largest frame plus this many bytes. A negative n
+// fails the first call with an error naming the option.
+func WithReadAheadLimit(n int) Option {
+	return func(o *Options) { o.ReadAheadLimit = n }
 }
 
 // WithBudget puts the clients under a retry budget.
@@ -143,7 +157,7 @@ func WithIdleTimeout(d time.Duration) Option {
 // resolved is Options after defaults, in the form the middlewares use.
 type resolved struct {
 	given          Options // as the options set them, before defaults
-	classifier     *classify.Classifier
+	classifier     *streamerr.Classifier
 	nonContent     map[string]struct{}
 	readAheadLimit int
 	budget         *backoff.Budget
@@ -171,10 +185,12 @@ func resolve(opts []Option) *resolved {
 }
 
 func resolveOptions(o Options) *resolved {
-	r := &resolved{given: o, classifier: o.Classifier, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableEnvelopes}
-	if r.classifier == nil {
-		r.classifier = classify.Default()
+	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes}
+	c := o.Classifier
+	if c == nil {
+		c = classify.New(classify.DefaultTables()...)
 	}
+	r.classifier = streamerr.New(c)
 	if r.readAheadLimit <= 0 {
 		r.readAheadLimit = DefaultReadAheadLimit
 	}
@@ -192,6 +208,8 @@ func resolveOptions(o Options) *resolved {
 		r.err = fmt.Errorf("streamstatus: WithFirstEventTimeout(%v): the timeout must be positive, or 0 for none", r.firstEvent)
 	case r.idle < 0:
 		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
+	case o.ReadAheadLimit < 0:
+		r.err = fmt.Errorf("streamstatus: WithReadAheadLimit(%d): the limit must be positive, or 0 for the default", o.ReadAheadLimit)
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
 	r.finalize = &finalizeMiddleware{opts: r}
@@ -214,11 +232,11 @@ func (r *resolved) over(earlier *resolved) *resolved {
 	if later.NonContentEvents != nil && !slices.Equal(later.NonContentEvents, o.NonContentEvents) {
 		o.NonContentEvents, changed = later.NonContentEvents, true
 	}
-	if later.ReadAheadLimit > 0 && later.ReadAheadLimit != o.ReadAheadLimit {
+	if later.ReadAheadLimit != 0 && later.ReadAheadLimit != o.ReadAheadLimit {
 		o.ReadAheadLimit, changed = later.ReadAheadLimit, true
 	}
-	if later.DisableEnvelopes && !o.DisableEnvelopes {
-		o.DisableEnvelopes, changed = true, true
+	if later.DisableErrorEnvelopes && !o.DisableErrorEnvelopes {
+		o.DisableErrorEnvelopes, changed = true, true
 	}
 	if later.Budget != nil && later.Budget != o.Budget {
 		o.Budget, changed = later.Budget, true

@@ -72,7 +72,10 @@ import (
 // APIOption and AppendMiddlewares cannot do this: an API option receives
 // the operation's stack, never the client's Options, and the SDK's
 // event-stream deserializer keeps the protocol in an unexported field.
-// Reaching it would take reflection into SDK internals; we do not.
+// Reaching that field would take reflection into unexported SDK state; we
+// do not. (WithBedrock does use reflection, in isolateClientProtocol, but
+// only to read and set the exported Options.Protocol field of the options
+// struct the SDK hands to every client option.)
 //
 // Dropping this file: a smithy-go release containing PR #716 ("Fix shared
 // event stream codec races", its CHANGELOG cites #714) no longer keeps

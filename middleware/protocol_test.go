@@ -22,7 +22,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
-	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // TestUpstreamCodecStillShared is the tripwire of protocol.go: it fails on
@@ -114,7 +114,7 @@ func chunkFrames(n int) []byte {
 var benchOpts = resolve(nil)
 
 func benchBody(stream []byte) *streamBody {
-	return newStreamBody(context.Background(), io.NopCloser(bytes.NewReader(stream)), classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}, benchOpts)
+	return newStreamBody(context.Background(), io.NopCloser(bytes.NewReader(stream)), streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}, benchOpts)
 }
 
 // BenchmarkEventStreamIsolation decodes whole streams through our stream

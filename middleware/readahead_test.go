@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/smithy-go/eventstream"
 
-	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // errReadPastFrame fails a read the read-ahead should never make.
@@ -35,7 +35,7 @@ func TestReadAheadEndsAtFramesThatAreNotEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			head := append(event(t, "messageStart"), tc.frame...)
 			src := &closeRecorder{Reader: io.MultiReader(bytes.NewReader(head), failingReader{errReadPastFrame})}
-			b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, resolve(nil))
+			b := newStreamBody(context.Background(), src, streamerr.Stream{Service: "Bedrock Runtime"}, resolve(nil))
 			if err := b.readAhead(); err != nil {
 				t.Fatalf("readAhead: %v", err)
 			}
@@ -98,7 +98,7 @@ func TestStallTimeoutsAllocateNothingPerFrame(t *testing.T) {
 		buf := make([]byte, 4096)
 		return testing.AllocsPerRun(20, func() {
 			src.Reader = bytes.NewReader(stream)
-			b := newStreamBody(context.Background(), src, classify.Stream{}, r)
+			b := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
 			if err := b.readAhead(); err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func BenchmarkPassThrough(b *testing.B) {
 				b.SetBytes(int64(len(stream)))
 				for b.Loop() {
 					src.Reader = bytes.NewReader(stream)
-					body := newStreamBody(context.Background(), src, classify.Stream{}, r)
+					body := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
 					if err := body.readAhead(); err != nil {
 						b.Fatal(err)
 					}

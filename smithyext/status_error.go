@@ -76,9 +76,11 @@ type StatusError struct {
 	Code string
 	// Message is the service's message, as sent.
 	Message string
-	// StatusCode is the HTTP status the service documents for this failure.
-	// It is 0 for transport failures, which have no status.
-	StatusCode int
+	// Status is the HTTP status the service documents for this failure
+	// (HTTPStatusCode returns it; classify.Result.Status and Outcome.Status
+	// spell it the same way). It is 0 for transport failures, which have no
+	// status.
+	Status int
 	// Retryable reports whether trying the same request again may succeed.
 	Retryable bool
 	// Throttle reports whether the failure is a throttle (the SDK spends
@@ -114,8 +116,8 @@ func (e *StatusError) Error() string {
 	b.WriteString(": ")
 	b.WriteString(e.ErrorCode())
 	b.WriteString(" (")
-	if e.StatusCode != 0 {
-		fmt.Fprintf(&b, "HTTP %d, ", e.StatusCode)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, "HTTP %d, ", e.Status)
 	} else {
 		b.WriteString("no HTTP status, ")
 	}
@@ -170,7 +172,7 @@ func (e *StatusError) ErrorMessage() string { return e.Message }
 func (e *StatusError) ErrorFault() smithy.ErrorFault { return e.Fault }
 
 // HTTPStatusCode returns the mapped HTTP status (0 for transport failures).
-func (e *StatusError) HTTPStatusCode() int { return e.StatusCode }
+func (e *StatusError) HTTPStatusCode() int { return e.Status }
 
 // RetryableError reports whether the request may be retried. The SDK's
 // retry.RetryableError check asks this before anything else.

@@ -17,16 +17,16 @@ func TestStatusErrorMessage(t *testing.T) {
 		want string
 	}{
 		{"exception before any event",
-			&smithyext.StatusError{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream", Code: "ValidationException", Message: "bad", StatusCode: 400},
+			&smithyext.StatusError{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream", Code: "ValidationException", Message: "bad", Status: 400},
 			"Bedrock Runtime InvokeModelWithResponseStream: ValidationException (HTTP 400, not retryable) before any event: bad"},
 		{"one event, singular",
-			&smithyext.StatusError{Service: "Bedrock Runtime", Code: "InternalServerException", StatusCode: 500, Retryable: true, Events: 1, Message: "m"},
+			&smithyext.StatusError{Service: "Bedrock Runtime", Code: "InternalServerException", Status: 500, Retryable: true, Events: 1, Message: "m"},
 			"Bedrock Runtime: InternalServerException (HTTP 500, retryable) after 1 event: m"},
 		{"transport failure has no status and shows its cause",
 			&smithyext.StatusError{Code: "StreamInterrupted", Retryable: true, Events: 7, Err: io.ErrUnexpectedEOF},
 			"event stream: StreamInterrupted (no HTTP status, retryable) after 7 events: unexpected EOF"},
 		{"missing code",
-			&smithyext.StatusError{StatusCode: 500},
+			&smithyext.StatusError{Status: 500},
 			"event stream: UnknownError (HTTP 500, not retryable) before any event"},
 	}
 	for _, tt := range tests {
@@ -40,7 +40,7 @@ func TestStatusErrorMessage(t *testing.T) {
 
 func TestStatusErrorInterfaces(t *testing.T) {
 	cause := &smithy.GenericAPIError{Code: "X"}
-	se := &smithyext.StatusError{Code: "X", Message: "m", StatusCode: 503, Retryable: true, Fault: smithy.FaultServer, RequestID: "r", Events: 4, Err: cause}
+	se := &smithyext.StatusError{Code: "X", Message: "m", Status: 503, Retryable: true, Fault: smithy.FaultServer, RequestID: "r", Events: 4, Err: cause}
 	var api smithy.APIError = se
 	if api.ErrorCode() != "X" || api.ErrorMessage() != "m" || api.ErrorFault() != smithy.FaultServer {
 		t.Fatal("smithy.APIError methods")

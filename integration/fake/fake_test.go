@@ -49,7 +49,7 @@ func newClient(srv *Server) *bedrockruntime.Client {
 	return bedrockruntime.New(bedrockruntime.Options{
 		Region: "us-east-1",
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKIDFAKE", SecretAccessKey: "secret"}, nil // fake's go.mod leaves out the credentials module
+			return aws.Credentials{AccessKeyID: "AKIDFAKE", SecretAccessKey: "secret"}, nil // any keys: the fake checks only that requests are signed
 		}),
 		BaseEndpoint: aws.String(srv.URL),
 		Retryer:      aws.NopRetryer{},

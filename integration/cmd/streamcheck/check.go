@@ -36,6 +36,12 @@ type checkConfig struct {
 	json        bool
 	progress    bool
 
+	// firstEventTimeout and idleTimeout are the streamstatus side's
+	// middleware.WithFirstEventTimeout and WithIdleTimeout; 0 leaves them
+	// off. The bare SDK has none: it waits out every pause.
+	firstEventTimeout time.Duration
+	idleTimeout       time.Duration
+
 	// pluginOpts and pluginAPIOptions are added to the streamstatus side's
 	// clients after the plugin (see pluginClientOptions). The command sets
 	// neither; tests inject broken libraries through them to show the
@@ -193,10 +199,17 @@ feed:
 }
 
 // pluginClientOptions are the client options of the streamstatus side:
-// the one place they are built (the plugin's options first, then whatever
-// the check adds for the run).
+// the one place they are built (the plugin with the timeouts of the flags,
+// then whatever the check adds for the run, which may override them).
 func pluginClientOptions(cfg checkConfig) []func(*bedrockruntime.Options) {
-	opts := []func(*bedrockruntime.Options){middleware.WithBedrock(cfg.pluginOpts...)}
+	var mopts []middleware.Option
+	if cfg.firstEventTimeout > 0 {
+		mopts = append(mopts, middleware.WithFirstEventTimeout(cfg.firstEventTimeout))
+	}
+	if cfg.idleTimeout > 0 {
+		mopts = append(mopts, middleware.WithIdleTimeout(cfg.idleTimeout))
+	}
+	opts := []func(*bedrockruntime.Options){middleware.WithBedrock(append(mopts, cfg.pluginOpts...)...)}
 	if len(cfg.pluginAPIOptions) > 0 {
 		opts = append(opts, func(o *bedrockruntime.Options) { o.APIOptions = append(o.APIOptions, cfg.pluginAPIOptions...) })
 	}

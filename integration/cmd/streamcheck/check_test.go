@@ -139,7 +139,7 @@ func TestViolationsAreDetected(t *testing.T) {
 		outcomeOf(labels(2), labels(2)[:3], errors.New("read tcp: connection reset by peer")), // call 2: healthy, failed untyped
 		outcomeOf(labels(3), append(labels(3)[:1:1], labels(3)[2:]...), nil),                  // call 3: an event skipped
 		o4, // call 4: envelope delivered
-		outcomeOf(labels(5), labels(5)[:2], &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", StatusCode: 200, Events: 1}),
+		outcomeOf(labels(5), labels(5)[:2], &smithyext.StatusError{Kind: smithyext.KindException, Code: "ServiceUnavailableException", Status: 200, Events: 1}),
 		outcomeOf(labels(6), labels(6), nil), // call 6: a validation error retried until it went away
 	}, requestIDs: make([]string, 6), bodies: newBodyTracker(nil, 6)}
 	got := strings.Join(violations(cfg, s, s), "\n")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -34,6 +35,7 @@ const (
 	srcHTTP        = "HTTP error answer: left to the SDK's standard retryer (500, 502, 503, 504 and throttle codes retried)"
 	srcTransport   = "connection failure: a transport StatusError, retryable (README \"What you get on an error\")"
 	srcCorrupt     = "corrupt frame: a corrupt-frame StatusError, not retryable (README \"What you get on an error\")"
+	srcStall       = "stall: a pause the -first-event-timeout or -idle-timeout cut, a transport StatusError StreamStalled, retryable (middleware.WithFirstEventTimeout, WithIdleTimeout)"
 )
 
 // bedrockExceptions is the Bedrock Runtime status table, by :exception-type
@@ -174,8 +176,11 @@ func documentedOutcome(r *rule) documented {
 
 // expectation is what the streamstatus side must produce for one call.
 type expectation struct {
-	fault    *rule // the ending fault of the first attempt; nil for none
-	complete bool  // the call completes with the whole healthy stream
+	// fault is the fault that ended the call's last failing attempt: the
+	// first attempt's for a call that completes after retries, nil for none.
+	// A stall's fault is the slow rule whose pause the timeout cut.
+	fault    *rule
+	complete bool // the call completes with the whole healthy stream
 	// serverCalls is exactly how many requests the endpoint must see.
 	serverCalls int
 	// events is how many events the consumer must get when the call fails:
@@ -190,51 +195,188 @@ type expectation struct {
 	kind smithyext.Kind
 	// beforeContent says the fault came before any content event.
 	beforeContent bool
+	// stalled says the failure is a stall: a slow pause the streamstatus
+	// side's -first-event-timeout or -idle-timeout cut.
+	stalled bool
+}
+
+// attemptEnd is how one attempt of a call ends on the streamstatus side.
+type attemptEnd struct {
+	fault         *rule // nil: the stream completes
+	doc           documented
+	kind          smithyext.Kind
+	pos           int  // events the consumer gets before the end (after content)
+	beforeContent bool // the attempt ended before its first content event
+	stalled       bool
 }
 
 // expect is what the documented tables say call n must come to on the
-// streamstatus side, with retryer attempts maxAttempts.
+// streamstatus side, with retryer attempts maxAttempts: attempt by attempt,
+// the faults the endpoint sends it (and the stalls the timeouts make of its
+// pauses), retried while a retryable failure comes before content.
+//
+// It panics on a pause too close to a timeout to predict; runCheck rejects
+// those plans first (checkStallPlan).
 func expect(cfg checkConfig, n int) expectation {
 	op := opOf(n)
 	p := cfg.spec.choose(cfg.seed, n)
-	first := p.forAttempt(op, 1).ending
-	if first == nil {
-		return expectation{complete: true, serverCalls: 1}
+	var e expectation
+	for a := 1; a <= maxAttempts; a++ {
+		end, err := attemptOutcome(cfg, op, p.forAttempt(op, a))
+		if err != nil {
+			panic(fmt.Sprintf("call %d attempt %d: %v", n, a, err))
+		}
+		if end.fault == nil {
+			e.complete, e.serverCalls = true, a
+			return e
+		}
+		if a == 1 {
+			// A call that recovers is described by its first fault.
+			e.fault, e.doc, e.beforeContent, e.stalled = end.fault, end.doc, end.beforeContent, end.stalled
+		}
+		if end.beforeContent && end.doc.retryable && a < maxAttempts {
+			continue
+		}
+		e = expectation{fault: end.fault, serverCalls: a, doc: end.doc, kind: end.kind,
+			beforeContent: end.beforeContent, stalled: end.stalled}
+		if !end.beforeContent {
+			e.events = end.pos
+		}
+		return e
 	}
-	e := expectation{fault: first, doc: documentedOutcome(first)}
-	switch first.kind.name {
-	case "reset", "cut":
-		e.kind = smithyext.KindTransport
-	case "corrupt":
-		e.kind = smithyext.KindCorrupt
-	}
-	pos := 0 // events the consumer gets before the fault
-	if !first.kind.http {
-		labels := streamLen(op, cfg.events)
-		pos = min(first.frame, labels)
-		if first.kind.name == "cut" || first.kind.name == "corrupt" {
-			pos = min(first.frame, labels-1)
+	panic("unreachable: the last attempt always ends the call")
+}
+
+// attemptOutcome is how an attempt with the faults p (already narrowed to
+// the attempt) ends on the streamstatus side: at its ending fault, at a
+// stall the configured timeouts make of one of its pauses, or complete.
+func attemptOutcome(cfg checkConfig, op string, p pick) (attemptEnd, error) {
+	frames := streamLen(op, cfg.events)
+	last := frames // the attempt's last step: the ending fault's frame, or after the last frame
+	if r := p.ending; r != nil && !r.kind.http {
+		last = min(r.frame, frames)
+		if r.kind.name == "cut" || r.kind.name == "corrupt" {
+			last = min(r.frame, frames-1)
 		}
 	}
-	e.beforeContent = first.kind.http || pos <= nonContentOf(op)
-	if !e.beforeContent {
-		e.serverCalls, e.events = 1, pos
-		return e
+	if p.ending == nil || !p.ending.kind.http { // an HTTP answer has no stream to pause
+		at, slow, err := stallAt(cfg, op, p.slows, last)
+		if err != nil {
+			return attemptEnd{}, err
+		}
+		if slow != nil {
+			return attemptEnd{fault: slow, doc: stallDoc, kind: smithyext.KindTransport, pos: at,
+				beforeContent: at <= nonContentOf(op), stalled: true}, nil
+		}
 	}
-	if !e.doc.retryable {
-		e.serverCalls = 1
-		return e
+	r := p.ending
+	if r == nil {
+		return attemptEnd{}, nil
 	}
-	faulted := 0
-	for a := 1; a <= maxAttempts && first.appliesTo(op, a); a++ {
-		faulted++
+	end := attemptEnd{fault: r, doc: documentedOutcome(r), pos: last}
+	switch r.kind.name {
+	case "reset", "cut":
+		end.kind = smithyext.KindTransport
+	case "corrupt":
+		end.kind = smithyext.KindCorrupt
 	}
-	if faulted < maxAttempts {
-		e.complete, e.serverCalls = true, faulted+1
-		return e
+	end.beforeContent = r.kind.http || last <= nonContentOf(op)
+	return end, nil
+}
+
+// stallDoc is the documented row of a stall.
+var stallDoc = documented{0, true, false, "StreamStalled", srcStall}
+
+// stallMargin is how far a pause must be from a timeout for the check to
+// predict its outcome: the client sees a pause a little longer than the
+// endpoint sleeps it, and a timer fires a little late, on a busy machine
+// by tens of milliseconds.
+func stallMargin(timeout time.Duration) time.Duration {
+	return max(timeout/4, 50*time.Millisecond)
+}
+
+// idleSpread is how late the idle timeout may fire: the plugin reports an
+// idle stall between 1 and 1.25 idle timeouts after the last byte
+// (middleware.WithIdleTimeout checks a quarter of the timeout at a time).
+const idleSpread = 1.25
+
+// stallAt finds the first pause, among the pauses before frames 0 to last,
+// that the streamstatus side's timeouts cut: at is the frame it comes
+// before and slow its rule (the first rule pausing there), or nil for
+// none. A pause before the first content event counts against
+// -first-event-timeout with the pauses before it, every pause against
+// -idle-timeout on its own. err says a pause is too close to a timeout
+// (within stallMargin) to tell.
+func stallAt(cfg checkConfig, op string, slows []*rule, last int) (at int, slow *rule, err error) {
+	if cfg.firstEventTimeout <= 0 && cfg.idleTimeout <= 0 {
+		return 0, nil, nil
 	}
-	e.serverCalls = maxAttempts
-	return e
+	frames := streamLen(op, cfg.events)
+	var waited time.Duration // pauses before the first content event, so far
+	for i := 0; i <= last; i++ {
+		var pause time.Duration
+		var first *rule
+		for _, r := range slows {
+			if min(r.frame, frames) == i {
+				pause += r.pause
+				if first == nil {
+					first = r
+				}
+			}
+		}
+		if first == nil {
+			continue
+		}
+		stall, unsure := false, ""
+		if t := cfg.firstEventTimeout; t > 0 && i <= nonContentOf(op) {
+			waited += pause
+			switch m := stallMargin(t); {
+			case waited >= t+m:
+				stall = true
+			case waited > t-m:
+				unsure = fmt.Sprintf("the pauses before the first content event add up to %v, within %v of -first-event-timeout %v", waited, m, t)
+			}
+		}
+		if t := cfg.idleTimeout; t > 0 {
+			m := stallMargin(t)
+			switch latest := time.Duration(float64(t) * idleSpread); {
+			case pause >= latest+m:
+				stall = true
+			case pause > t-m && unsure == "":
+				unsure = fmt.Sprintf("the pause before frame %d is %v; -idle-timeout %v cuts pauses from %v to %v, "+
+					"so the outcome is only certain below %v or from %v", i, pause, t, t, latest, t-m, latest+m)
+			}
+		}
+		switch {
+		case stall:
+			return i, first, nil
+		case unsure != "":
+			return 0, nil, fmt.Errorf("%s (%s): too close to call; make the pause and the timeout differ more", unsure, describePick(pick{slows: slows}))
+		}
+	}
+	return 0, nil, nil
+}
+
+// checkStallPlan returns an error when a pause the plan gives an attempt
+// is too close to a timeout for the check to predict whether the
+// streamstatus side cuts it.
+func checkStallPlan(cfg checkConfig) error {
+	if cfg.firstEventTimeout <= 0 && cfg.idleTimeout <= 0 {
+		return nil
+	}
+	for n := 1; n <= cfg.calls; n++ {
+		op := opOf(n)
+		p := cfg.spec.choose(cfg.seed, n)
+		if len(p.slows) == 0 {
+			continue
+		}
+		for a := 1; a <= maxAttempts; a++ {
+			if _, err := attemptOutcome(cfg, op, p.forAttempt(op, a)); err != nil {
+				return fmt.Errorf("call %d (%s), attempt %d: %v", n, op, a, err)
+			}
+		}
+	}
+	return nil
 }
 
 // describe renders an expectation for violation messages.

@@ -28,7 +28,7 @@ import (
 
 	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/integration/fake"
-	"github.com/streamstatus/streamstatus/integration/fake/redistest"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 	"github.com/streamstatus/streamstatus/middleware"
 )
 

@@ -115,6 +115,12 @@ func checkFlags(cfg *checkConfig, faults *string) *flag.FlagSet {
 	fs.StringVar(faults, "faults", "default", "the fault SPEC (see below): default, none, or rules")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON on stdout instead of the table")
 	fs.BoolVar(&cfg.progress, "progress", false, "show the progress line even when stderr is not a terminal")
+	fs.DurationVar(&cfg.firstEventTimeout, "first-event-timeout", 0, "streamstatus side only: middleware.WithFirstEventTimeout; "+
+		"pauses (slow faults) before the first content event that add up to more fail the attempt as a StreamStalled stall the "+
+		"retryer retries (0: off; the bare SDK waits them out); pauses within max(D/4, 50ms) of D are refused as unpredictable")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 0, "streamstatus side only: middleware.WithIdleTimeout; a pause longer "+
+		"than 1.25 × this fails the stream as a StreamStalled stall: retried before content, stream.Err() after it, "+
+		"with the events before the pause (0: off); pauses from D - max(D/4, 50ms) to 1.25 × D + max(D/4, 50ms) are refused as unpredictable")
 	return fs
 }
 
@@ -133,6 +139,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(stderr, "streamcheck", fmt.Sprintf("-concurrency %d: want 1 to 256", cfg.concurrency))
 	case cfg.events < 1 || cfg.events > 10_000:
 		return usageError(stderr, "streamcheck", fmt.Sprintf("-events %d: want 1 to 10000", cfg.events))
+	case cfg.firstEventTimeout < 0:
+		return usageError(stderr, "streamcheck", fmt.Sprintf("-first-event-timeout %v: want a positive duration, or 0 for none", cfg.firstEventTimeout))
+	case cfg.idleTimeout < 0:
+		return usageError(stderr, "streamcheck", fmt.Sprintf("-idle-timeout %v: want a positive duration, or 0 for none", cfg.idleTimeout))
 	}
 	spec, err := parseSpec(faults)
 	if err != nil {
@@ -142,6 +152,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(stderr, "streamcheck", "-faults: "+err.Error())
 	}
 	cfg.spec = spec
+	if err := checkStallPlan(cfg); err != nil {
+		return usageError(stderr, "streamcheck", "-faults with the timeouts: "+err.Error())
+	}
 	return check(ctx, cfg, stdout, stderr)
 }
 

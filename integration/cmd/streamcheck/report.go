@@ -21,16 +21,20 @@ import (
 
 // report is the result of a check; -json prints it as is.
 type report struct {
-	Seed             int64          `json:"seed"`
-	Calls            int            `json:"calls"`
-	Concurrency      int            `json:"concurrency"`
-	EventsPerCall    int            `json:"content_events_per_stream"`
-	MaxAttempts      int            `json:"max_attempts"`
-	Faults           string         `json:"faults"`
-	PlannedFaults    map[string]int `json:"planned_faults"` // rule (or "none") -> calls, first attempts; slow apart
-	Bare             sideFigures    `json:"bare"`
-	Plugin           sideFigures    `json:"plugin"`
-	PluginInvariants invariants     `json:"plugin_invariants"`
+	Seed          int64  `json:"seed"`
+	Calls         int    `json:"calls"`
+	Concurrency   int    `json:"concurrency"`
+	EventsPerCall int    `json:"content_events_per_stream"`
+	MaxAttempts   int    `json:"max_attempts"`
+	Faults        string `json:"faults"`
+	// FirstEventTimeoutMs and IdleTimeoutMs are the streamstatus side's
+	// stall timeouts (-first-event-timeout, -idle-timeout); 0 is off.
+	FirstEventTimeoutMs float64        `json:"first_event_timeout_ms"`
+	IdleTimeoutMs       float64        `json:"idle_timeout_ms"`
+	PlannedFaults       map[string]int `json:"planned_faults"` // rule (or "none") -> calls, first attempts; slow apart
+	Bare                sideFigures    `json:"bare"`
+	Plugin              sideFigures    `json:"plugin"`
+	PluginInvariants    invariants     `json:"plugin_invariants"`
 	// ToolTimeouts are the calls streamcheck itself gave up on (its own
 	// per-call timeout): not library violations, but not checked either.
 	ToolTimeouts toolTimeouts `json:"tool_timeouts"`
@@ -88,6 +92,7 @@ func buildReport(cfg checkConfig, bare, plugin *sideRun) *report {
 	r := &report{
 		Seed: cfg.seed, Calls: cfg.calls, Concurrency: cfg.concurrency, EventsPerCall: cfg.events,
 		MaxAttempts: maxAttempts, Faults: cfg.spec.String(), PlannedFaults: map[string]int{},
+		FirstEventTimeoutMs: ms(cfg.firstEventTimeout), IdleTimeoutMs: ms(cfg.idleTimeout),
 	}
 	for n := 1; n <= cfg.calls; n++ {
 		p := cfg.spec.choose(cfg.seed, n).forAttempt(opOf(n), 1)
@@ -270,14 +275,17 @@ const (
 
 // invariantHelp describes the invariants, for -h.
 const invariantHelp = `  [recovered]        a retryable fault before content, sent to fewer attempts than the retryer allows,
-                     is retried transparently and the call completes
+                     is retried transparently and the call completes; so is a stall before content: a slow
+                     pause that -first-event-timeout or -idle-timeout cuts, on fewer attempts than allowed
   [server calls]     each call makes exactly the documented number of requests: 1 for a fault that is
                      not retryable or comes after content; faulted attempts + 1 for a recovered one
   [events]           the consumer gets exactly the healthy stream, or, when the call fails, exactly the
                      events before the fault's frame (none for a fault before content), never one twice;
                      a reset included (the endpoint resets only once the client has every frame before it)
   [typed status]     a failure carries the HTTP status the documented tables give the fault (never the
-                     stream's 200); a connection fault gives a StatusError of kind transport or corrupt frame
+                     stream's 200); a connection fault gives a StatusError of kind transport or corrupt frame;
+                     a stall (a pause longer than -first-event-timeout or -idle-timeout) one of kind transport,
+                     code StreamStalled, retryable, after exactly the events before the pause
   [retryable]        the failure's RetryableError() is what the documented tables say
   [events delivered] StatusError.EventsDelivered() is the number of events the consumer got
   [no envelope]      no Anthropic error envelope is delivered as an ordinary chunk
@@ -289,8 +297,8 @@ const invariantHelp = `  [recovered]        a retryable fault before content, se
   [error code]       ErrorCode() is the modeled code: ThrottlingException for throttlingException, the
                      :error-code sent, the envelope's error.type, the x-amzn-ErrorType of an HTTP answer
   [modeled type]     errors.As finds the modeled error: *types.XxxException for a Bedrock exception,
-                     *smithy.GenericAPIError with the code for an error message, *classify.EnvelopeError
-                     with the type for an Anthropic envelope
+                     *smithy.GenericAPIError with the code for an error message, and with the
+                     error.type as code for an Anthropic envelope
   [bodies closed]    every response body the side's HTTP client handed out (every attempt, error answers
                      included) was closed
   [hang]             a streamstatus call is not ended by streamcheck's own timeout when the bare SDK
@@ -334,6 +342,12 @@ func violations(cfg checkConfig, bare, s *sideRun) []string {
 			switch {
 			case e.fault == nil:
 				why = "no fault"
+			case e.stalled && e.complete:
+				why = "stalled before content: retried until an attempt was not cut"
+			case e.stalled && e.beforeContent:
+				why = "stalled before content on every attempt: retried until the retryer's attempts ran out"
+			case e.stalled:
+				why = "stalled after content: never retried"
 			case !e.beforeContent:
 				why = "the fault came after content: never retried"
 			case !e.doc.retryable:
@@ -426,9 +440,9 @@ func modeledType(r *rule) (name string, is func(error) bool) {
 			return errors.As(err, &g) && g.Code == r.code
 		}
 	case "anthropicError":
-		return fmt.Sprintf("*classify.EnvelopeError of type %q", r.envType), func(err error) bool {
-			var env *classify.EnvelopeError
-			return errors.As(err, &env) && env.Type == r.envType
+		return fmt.Sprintf("*smithy.GenericAPIError with code %q", r.envType), func(err error) bool {
+			var g *smithy.GenericAPIError
+			return errors.As(err, &g) && g.Code == r.envType
 		}
 	}
 	switch r.kind.exception {
@@ -510,6 +524,16 @@ func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "streamcheck: %d calls per side (%d ConverseStream, %d InvokeModelWithResponseStream), seed %d, %d in flight, %d content events per stream\n",
 		r.Calls, converse, r.Calls-converse, r.Seed, r.Concurrency, r.EventsPerCall)
 	fmt.Fprintf(w, "endpoint: fake Bedrock Runtime on 127.0.0.1; retryer: standard, %d attempts, %v backoff, no retry quota\n", r.MaxAttempts, retryBackoff)
+	if r.FirstEventTimeoutMs > 0 || r.IdleTimeoutMs > 0 {
+		timeout := func(v float64) string {
+			if v == 0 {
+				return "off"
+			}
+			return roundForTable(v)
+		}
+		fmt.Fprintf(w, "streamstatus side: first-event timeout %s, idle timeout %s (none on the bare side: it waits out every pause)\n",
+			timeout(r.FirstEventTimeoutMs), timeout(r.IdleTimeoutMs))
+	}
 	fmt.Fprintf(w, "\nfaults on first attempts (a call gets at most one, plus any slow; -faults %q):\n", r.Faults)
 	keys := make([]string, 0, len(r.PlannedFaults))
 	for k := range r.PlannedFaults {
@@ -613,7 +637,8 @@ var rowDefs = []struct{ name, def string }{
 	{"calls", "calls made on the side, the same numbered calls with the same faults on both sides"},
 	{"completed", "calls whose stream ended without an error and with every event of the healthy stream"},
 	{"failed: STATUS CODE", "failed calls by the HTTP status and code their error reports to errors.As (never 200)"},
-	{"failed: typed KIND: CODE", "failed calls whose StatusError has no HTTP status: a connection fault or a corrupt frame"},
+	{"failed: typed KIND: CODE", "failed calls whose StatusError has no HTTP status: a connection fault, a corrupt frame, " +
+		"or a stall (transport: StreamStalled, a pause the streamstatus side's -first-event-timeout or -idle-timeout cut)"},
 	{"failed: no status: CAUSE", "failed calls whose error has no status, by cause (e.g. the SDK's request-body race, DESIGN §3), " +
 		"and calls that ended without an error but with events missing or an error envelope delivered as content"},
 	{"failed: " + toolTimeoutKey, "calls streamcheck gave up on (its own per-call timeout): not checked, not counted as violations"},

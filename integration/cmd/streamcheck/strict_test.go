@@ -48,9 +48,25 @@ func TestRulesThatNeverFireAreRejected(t *testing.T) {
 // TestEveryRowIsDefined: each row the table prints has a definition under
 // the table and in -h, and the latency rows say which calls they cover.
 func TestEveryRowIsDefined(t *testing.T) {
-	code, table, _ := runCmd(t, "-calls", "12", "-seed", "3", "-faults", "throttling@0:p=0.3, reset@0:p=0.2, http400:p=0.2")
+	for _, args := range [][]string{
+		{"-calls", "12", "-seed", "3", "-faults", "throttling@0:p=0.3, reset@0:p=0.2, http400:p=0.2"},
+		// Stalls: recovered before content, typed after it (failed: typed transport: StreamStalled).
+		{"-calls", "6", "-faults", "slow@0:p=0.5:for=400ms, slow@3:p=0.5:for=400ms", "-first-event-timeout", "100ms", "-idle-timeout", "100ms"},
+	} {
+		checkRowsDefined(t, args)
+	}
+}
+
+// checkRowsDefined runs the check with args and checks each row of its
+// table is defined under the table and in -h.
+func checkRowsDefined(t *testing.T, args []string) {
+	t.Helper()
+	code, table, _ := runCmd(t, args...)
 	if code != exitOK {
-		t.Fatalf("exit %d:\n%s", code, table)
+		t.Fatalf("%q: exit %d:\n%s", args, code, table)
+	}
+	if len(args) > 6 && !strings.Contains(table, "failed: typed transport: StreamStalled") {
+		t.Errorf("%q: no stall row:\n%s", args, table)
 	}
 	_, help, _ := runCmd(t, "-h")
 	head, legend, ok := strings.Cut(table, "\nrows:\n")

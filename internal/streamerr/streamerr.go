@@ -1,4 +1,9 @@
-package classify
+// Package streamerr turns what the middlewares meet on a response stream
+// (an exception or error message frame, an in-band error envelope, a read
+// error, a stall) into a *smithyext.StatusError, using the rows of a
+// classify.Classifier. It is the plumbing between classify's tables, which
+// users configure, and the middleware package, which reads the streams.
+package streamerr
 
 import (
 	"context"
@@ -6,8 +11,50 @@ import (
 	"errors"
 
 	smithy "github.com/aws/smithy-go"
+
+	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
+
+// Classifier is a classify.Classifier with the stream-side classifications.
+// It is immutable and safe for concurrent use.
+type Classifier struct {
+	*classify.Classifier
+	envelope func(Stream, *framing.Frame) *smithyext.StatusError // c.chunkEnvelope, bound once
+}
+
+// New returns the stream-side classifier over c's rows.
+func New(c *classify.Classifier) *Classifier {
+	sc := &Classifier{Classifier: c}
+	sc.envelope = sc.chunkEnvelope
+	return sc
+}
+
+// outcome is the rule's outcome for a code, or the unknown outcome when no
+// table has the code.
+func (c *Classifier) outcome(serviceID, code string) classify.Outcome {
+	if r, ok := c.Rule(serviceID, code); ok {
+		return r.Outcome
+	}
+	return unknownOutcome(code)
+}
+
+// unknownOutcome is the classification of an exception no table knows.
+// Without a modeled type there is no way to tell whether the request is safe
+// to send again, so it is not retried; the status is the generic 500.
+func unknownOutcome(code string) classify.Outcome {
+	return classify.Outcome{Code: code, Status: 500, Fault: smithy.FaultUnknown}
+}
+
+// exportedCode turns a wire exception type ("throttlingException") into the
+// modeled code ("ThrottlingException").
+func exportedCode(t string) string {
+	if t == "" || t[0] < 'a' || t[0] > 'z' {
+		return t
+	}
+	return string(t[0]-'a'+'A') + t[1:]
+}
 
 // Stream identifies the stream a failure happened on; it fills the
 // corresponding StatusError fields.
@@ -18,17 +65,13 @@ type Stream struct {
 	Events    int    // events handed to the consumer before the failure
 }
 
-func (s Stream) statusError(kind Kind, o Outcome, msg string, cause error) *smithyext.StatusError {
+func (s Stream) statusError(kind smithyext.Kind, o classify.Outcome, msg string, cause error) *smithyext.StatusError {
 	return &smithyext.StatusError{
 		Service: s.Service, Operation: s.Operation, RequestID: s.RequestID, Events: s.Events,
-		Kind: kind, Code: o.Code, Message: msg, StatusCode: o.Status,
+		Kind: kind, Code: o.Code, Message: msg, Status: o.Status,
 		Retryable: o.Retryable, Throttle: o.Throttle, Fault: o.Fault, Err: cause,
 	}
 }
-
-// Kind is an alias of smithyext.Kind, so callers of this package need not
-// import smithyext to switch on it.
-type Kind = smithyext.Kind
 
 // Frame classifies an exception or error message frame. It returns nil for
 // any other frame (events pass through unclassified).
@@ -37,11 +80,11 @@ type Kind = smithyext.Kind
 // is decoded into the rule's modeled error, which becomes StatusError.Err.
 // For an error message (:error-code, :error-message), the code is looked up
 // like an exception type.
-func (c *Classifier) Frame(s Stream, f *smithyext.Frame) *smithyext.StatusError {
+func (c *Classifier) Frame(s Stream, f *framing.Frame) *smithyext.StatusError {
 	switch f.MessageType() {
-	case smithyext.MessageTypeException:
+	case framing.MessageTypeException:
 		return c.Exception(s, string(f.ExceptionType()), f.Payload())
-	case smithyext.MessageTypeError:
+	case framing.MessageTypeError:
 		code := string(f.ErrorCode())
 		if code == "" {
 			code = "UnknownError"
@@ -87,28 +130,13 @@ func (c *Classifier) Exception(s Stream, exceptionType string, payload []byte) *
 	return s.statusError(smithyext.KindException, o, msg, cause)
 }
 
-// Codes for failures that have no service error code.
-const (
-	// CodeStreamInterrupted is the code of a stream that broke in transport:
-	// a reset or closed connection, or an end of stream inside a frame.
-	CodeStreamInterrupted = "StreamInterrupted"
-	// CodeCorruptFrame is the code of a frame that failed validation.
-	CodeCorruptFrame = "CorruptFrame"
-	// CodeRequestCanceled is the code of a stream ended by its context.
-	CodeRequestCanceled = "RequestCanceled"
-	// CodeStreamStalled is the code of a stream that stalled: no content
-	// event within the first-event timeout, or no byte within the idle
-	// timeout (middleware.WithFirstEventTimeout, WithIdleTimeout).
-	CodeStreamStalled = "StreamStalled"
-)
-
 // Stalled classifies a stream the plugin closed because it stalled; cause
 // says which timeout expired. A stall is retryable, like a dropped
 // connection, and has no HTTP status. It is never a context error: the
 // caller's own cancellation or deadline is reported by ReadError, as
 // RequestCanceled.
 func (c *Classifier) Stalled(s Stream, cause error) *smithyext.StatusError {
-	return s.statusError(smithyext.KindTransport, Outcome{Code: CodeStreamStalled, Retryable: true, Fault: smithy.FaultServer},
+	return s.statusError(smithyext.KindTransport, classify.Outcome{Code: classify.CodeStreamStalled, Retryable: true, Fault: smithy.FaultServer},
 		"the stream stalled and its connection was closed: "+cause.Error(), cause)
 }
 
@@ -118,13 +146,13 @@ func (c *Classifier) Stalled(s Stream, cause error) *smithyext.StatusError {
 // call; its error, when set, wins over the read error it caused.
 func (c *Classifier) ReadError(ctx context.Context, s Stream, err error) *smithyext.StatusError {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return s.statusError(smithyext.KindTransport, Outcome{Code: CodeRequestCanceled}, "the call's context ended while the stream was read: "+ctxErr.Error(), errors.Join(ctxErr, err))
+		return s.statusError(smithyext.KindTransport, classify.Outcome{Code: classify.CodeRequestCanceled}, "the call's context ended while the stream was read: "+ctxErr.Error(), errors.Join(ctxErr, err))
 	}
-	var fe *smithyext.FrameError
-	if errors.As(err, &fe) && !errors.Is(err, smithyext.ErrTruncated) {
-		return s.statusError(smithyext.KindCorrupt, Outcome{Code: CodeCorruptFrame, Fault: smithy.FaultServer},
+	var fe *framing.FrameError
+	if errors.As(err, &fe) && !errors.Is(err, framing.ErrTruncated) {
+		return s.statusError(smithyext.KindCorrupt, classify.Outcome{Code: classify.CodeCorruptFrame, Fault: smithy.FaultServer},
 			"the stream carried a corrupt frame; sending the request again is unlikely to help: "+err.Error(), err)
 	}
-	return s.statusError(smithyext.KindTransport, Outcome{Code: CodeStreamInterrupted, Retryable: true, Fault: smithy.FaultServer},
+	return s.statusError(smithyext.KindTransport, classify.Outcome{Code: classify.CodeStreamInterrupted, Retryable: true, Fault: smithy.FaultServer},
 		"the connection failed while the stream was read: "+err.Error(), err)
 }

@@ -1,4 +1,4 @@
-package smithyext_test
+package framing_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streamstatus/streamstatus/smithyext"
+	"github.com/streamstatus/streamstatus/internal/framing"
 )
 
 // The format's limits (smithy, "Amazon Event Stream Specification",
@@ -56,7 +56,7 @@ func TestScannerFrameLimitsFollowTheFormat(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			payload := bytes.Repeat([]byte{'p'}, tc.payload)
 			in := scanFrame(tc.headers, payload)
-			s := smithyext.NewScanner(bytes.NewReader(in))
+			s := framing.NewScanner(bytes.NewReader(in))
 			f, err := s.Next()
 			if tc.wantDetail == "" {
 				if err != nil {
@@ -67,12 +67,12 @@ func TestScannerFrameLimitsFollowTheFormat(t *testing.T) {
 				}
 				return
 			}
-			var fe *smithyext.FrameError
-			if !errors.As(err, &fe) || !errors.Is(err, smithyext.ErrPreludeLength) || !strings.Contains(err.Error(), tc.wantDetail) {
+			var fe *framing.FrameError
+			if !errors.As(err, &fe) || !errors.Is(err, framing.ErrPreludeLength) || !strings.Contains(err.Error(), tc.wantDetail) {
 				t.Fatalf("error %v, want ErrPreludeLength naming %q", err, tc.wantDetail)
 			}
-			if s.Offset() != smithyext.PreludeLen || smithyext.ScannerBufCap(s) != 0 {
-				t.Fatalf("rejected after %d bytes with a %d-byte buffer; want the prelude only, nothing allocated", s.Offset(), smithyext.ScannerBufCap(s))
+			if s.Offset() != framing.PreludeLen || framing.ScannerBufCap(s) != 0 {
+				t.Fatalf("rejected after %d bytes with a %d-byte buffer; want the prelude only, nothing allocated", s.Offset(), framing.ScannerBufCap(s))
 			}
 		})
 	}

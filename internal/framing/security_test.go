@@ -1,4 +1,4 @@
-package smithyext_test
+package framing_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/streamstatus/streamstatus/smithyext"
+	"github.com/streamstatus/streamstatus/internal/framing"
 )
 
 // TestScannerAllocationBoundedByClaim sweeps the length a frame prelude
@@ -26,30 +26,30 @@ import (
 // builds turn off).
 func TestScannerAllocationBoundedByClaim(t *testing.T) {
 	const slack = 4 << 10 // the error value and its message
-	claims := []uint32{16, 17, 100, 4 << 10, 64 << 10, 1 << 20, smithyext.MaxFrameLen - 1, smithyext.MaxFrameLen,
-		smithyext.MaxFrameLen + 1, 1 << 25, 1 << 30, 1 << 31, 0xfffffff0, 0xffffffff}
+	claims := []uint32{16, 17, 100, 4 << 10, 64 << 10, 1 << 20, framing.MaxFrameLen - 1, framing.MaxFrameLen,
+		framing.MaxFrameLen + 1, 1 << 25, 1 << 30, 1 << 31, 0xfffffff0, 0xffffffff}
 	for _, claim := range claims {
 		t.Run(fmt.Sprint(claim), func(t *testing.T) {
-			body := bytes.Repeat([]byte{'x'}, int(min(claim-smithyext.PreludeLen-1, 10)))
+			body := bytes.Repeat([]byte{'x'}, int(min(claim-framing.PreludeLen-1, 10)))
 			in := append(scanPrelude(claim, scanClaimHeaders(claim)), body...)
-			s := smithyext.NewScanner(bytes.NewReader(in))
+			s := framing.NewScanner(bytes.NewReader(in))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			_, err := s.Next()
 			runtime.ReadMemStats(&after)
 			allocated := after.TotalAlloc - before.TotalAlloc
-			bufCap := smithyext.ScannerBufCap(s)
-			if claim > smithyext.MaxFrameLen {
-				if !errors.Is(err, smithyext.ErrPreludeLength) || bufCap != 0 || allocated > slack {
+			bufCap := framing.ScannerBufCap(s)
+			if claim > framing.MaxFrameLen {
+				if !errors.Is(err, framing.ErrPreludeLength) || bufCap != 0 || allocated > slack {
 					t.Fatalf("error %v, frame buffer %d bytes, %d bytes allocated; want ErrPreludeLength and nothing allocated", err, bufCap, allocated)
 				}
-				if n := testing.AllocsPerRun(20, func() { _, _ = smithyext.NewScanner(bytes.NewReader(in)).Next() }); n > 8 {
+				if n := testing.AllocsPerRun(20, func() { _, _ = framing.NewScanner(bytes.NewReader(in)).Next() }); n > 8 {
 					t.Errorf("%v allocations to reject the prelude", n)
 				}
 				return
 			}
 			limit := uint64(claim) + uint64(claim)/8 + slack
-			if !errors.Is(err, smithyext.ErrTruncated) || bufCap < int(claim) || uint64(bufCap) > limit || allocated > limit {
+			if !errors.Is(err, framing.ErrTruncated) || bufCap < int(claim) || uint64(bufCap) > limit || allocated > limit {
 				t.Fatalf("error %v, frame buffer %d bytes, %d bytes allocated; want ErrTruncated and at most %d bytes", err, bufCap, allocated, limit)
 			}
 		})
@@ -61,15 +61,15 @@ func TestScannerAllocationBoundedByClaim(t *testing.T) {
 // allocation, whatever the total.
 func TestScannerHeadersLengthClaim(t *testing.T) {
 	for _, c := range []struct{ total, headers uint32 }{
-		{16, 1}, {100, 85}, {smithyext.MaxFrameLen, smithyext.MaxFrameLen - 15}, {smithyext.MaxFrameLen, 0xffffffff},
+		{16, 1}, {100, 85}, {framing.MaxFrameLen, framing.MaxFrameLen - 15}, {framing.MaxFrameLen, 0xffffffff},
 	} {
 		p := binary.BigEndian.AppendUint32(nil, c.total)
 		p = binary.BigEndian.AppendUint32(p, c.headers)
 		p = binary.BigEndian.AppendUint32(p, crc32.ChecksumIEEE(p))
-		s := smithyext.NewScanner(bytes.NewReader(append(p, "short"...)))
-		if _, err := s.Next(); !errors.Is(err, smithyext.ErrPreludeLength) || smithyext.ScannerBufCap(s) != 0 {
+		s := framing.NewScanner(bytes.NewReader(append(p, "short"...)))
+		if _, err := s.Next(); !errors.Is(err, framing.ErrPreludeLength) || framing.ScannerBufCap(s) != 0 {
 			t.Errorf("total %d headers %d: error %v, frame buffer %d bytes; want ErrPreludeLength, nothing allocated",
-				c.total, c.headers, err, smithyext.ScannerBufCap(s))
+				c.total, c.headers, err, framing.ScannerBufCap(s))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package smithyext
+package framing
 
 // ScannerBufCap reports the capacity of the scanner's frame buffer, so the
 // external tests can check that rejected preludes allocate nothing.

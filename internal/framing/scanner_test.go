@@ -1,4 +1,4 @@
-package smithyext_test
+package framing_test
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 
 	"github.com/aws/smithy-go/eventstream"
 
-	"github.com/streamstatus/streamstatus/smithyext"
+	"github.com/streamstatus/streamstatus/internal/framing"
 )
 
 // ---- helpers (prefixed "scan" to stay clear of other tests in the package) ----
@@ -46,7 +46,7 @@ func scanPrelude(total, headersLen uint32) []byte {
 // scanFrame builds a frame with correct lengths and CRCs around a raw header
 // block and payload, so tests can hand-craft malformed header blocks.
 func scanFrame(headerBlock, payload []byte) []byte {
-	total := uint32(smithyext.MinFrameLen + len(headerBlock) + len(payload))
+	total := uint32(framing.MinFrameLen + len(headerBlock) + len(payload))
 	f := scanPrelude(total, uint32(len(headerBlock)))
 	f = append(f, headerBlock...)
 	f = append(f, payload...)
@@ -55,17 +55,17 @@ func scanFrame(headerBlock, payload []byte) []byte {
 
 // scanHdr encodes one raw header; for bytes and string types it adds the
 // 2-byte length prefix.
-func scanHdr(name string, typ smithyext.HeaderType, value []byte) []byte {
+func scanHdr(name string, typ framing.HeaderType, value []byte) []byte {
 	h := append([]byte{byte(len(name))}, name...)
 	h = append(h, byte(typ))
-	if typ == smithyext.HeaderBytes || typ == smithyext.HeaderString {
+	if typ == framing.HeaderBytes || typ == framing.HeaderString {
 		h = binary.BigEndian.AppendUint16(h, uint16(len(value)))
 	}
 	return append(h, value...)
 }
 
 func scanStr(name, value string) []byte {
-	return scanHdr(name, smithyext.HeaderString, []byte(value))
+	return scanHdr(name, framing.HeaderString, []byte(value))
 }
 
 func scanCat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -73,8 +73,8 @@ func scanCat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // scanClaimHeaders is the smallest headers length that keeps a frame of
 // the given total within MaxPayloadLen (0 for all but the largest frames).
 func scanClaimHeaders(total uint32) uint32 {
-	if total > smithyext.MinFrameLen+smithyext.MaxPayloadLen && total <= smithyext.MaxFrameLen {
-		return total - smithyext.MinFrameLen - smithyext.MaxPayloadLen
+	if total > framing.MinFrameLen+framing.MaxPayloadLen && total <= framing.MaxFrameLen {
+		return total - framing.MinFrameLen - framing.MaxPayloadLen
 	}
 	return 0
 }
@@ -86,29 +86,29 @@ func scanTimeFromMillis(ms int64) time.Time {
 
 // scanSmithyValue converts a scanned header value into the typed value
 // smithy-go's decoder would produce for it.
-func scanSmithyValue(tb testing.TB, h smithyext.Header) eventstream.Value {
+func scanSmithyValue(tb testing.TB, h framing.Header) eventstream.Value {
 	tb.Helper()
 	v := h.Value
 	switch h.Type {
-	case smithyext.HeaderBoolTrue:
+	case framing.HeaderBoolTrue:
 		return eventstream.BoolValue(true)
-	case smithyext.HeaderBoolFalse:
+	case framing.HeaderBoolFalse:
 		return eventstream.BoolValue(false)
-	case smithyext.HeaderByte:
+	case framing.HeaderByte:
 		return eventstream.Int8Value(int8(v[0]))
-	case smithyext.HeaderInt16:
+	case framing.HeaderInt16:
 		return eventstream.Int16Value(int16(binary.BigEndian.Uint16(v)))
-	case smithyext.HeaderInt32:
+	case framing.HeaderInt32:
 		return eventstream.Int32Value(int32(binary.BigEndian.Uint32(v)))
-	case smithyext.HeaderInt64:
+	case framing.HeaderInt64:
 		return eventstream.Int64Value(int64(binary.BigEndian.Uint64(v)))
-	case smithyext.HeaderBytes:
+	case framing.HeaderBytes:
 		return eventstream.BytesValue(bytes.Clone(v))
-	case smithyext.HeaderString:
+	case framing.HeaderString:
 		return eventstream.StringValue(string(v))
-	case smithyext.HeaderTimestamp:
+	case framing.HeaderTimestamp:
 		return eventstream.TimestampValue(scanTimeFromMillis(int64(binary.BigEndian.Uint64(v))))
-	case smithyext.HeaderUUID:
+	case framing.HeaderUUID:
 		var u eventstream.UUIDValue
 		copy(u[:], v)
 		return u
@@ -154,7 +154,7 @@ func scanHeadersEqual(want, got eventstream.Headers) string {
 }
 
 // scanAllHeaders lists a frame's headers in wire order as smithy-go values.
-func scanAllHeaders(tb testing.TB, f *smithyext.Frame) eventstream.Headers {
+func scanAllHeaders(tb testing.TB, f *framing.Frame) eventstream.Headers {
 	tb.Helper()
 	var hs eventstream.Headers
 	for h := range f.Headers() {
@@ -230,31 +230,31 @@ func TestScannerHeaderTypes(t *testing.T) {
 	cases := []struct {
 		name     string
 		value    eventstream.Value
-		wantType smithyext.HeaderType
+		wantType framing.HeaderType
 		wantRaw  []byte
 	}{
-		{"bool_true_has_no_value", eventstream.BoolValue(true), smithyext.HeaderBoolTrue, nil},
-		{"bool_false_has_no_value", eventstream.BoolValue(false), smithyext.HeaderBoolFalse, nil},
-		{"byte_is_one_raw_byte", eventstream.Int8Value(-49), smithyext.HeaderByte, []byte{0xcf}},
-		{"int16_is_big_endian", eventstream.Int16Value(-2), smithyext.HeaderInt16, []byte{0xff, 0xfe}},
-		{"int32_is_big_endian", eventstream.Int32Value(40972), smithyext.HeaderInt32, []byte{0, 0, 0xa0, 0x0c}},
-		{"int64_is_big_endian", eventstream.Int64Value(0x0102030405060708), smithyext.HeaderInt64, []byte{1, 2, 3, 4, 5, 6, 7, 8}},
-		{"bytes_without_length_prefix", eventstream.BytesValue("I'm a little teapot!"), smithyext.HeaderBytes, []byte("I'm a little teapot!")},
-		{"empty_bytes_is_empty_not_nil", eventstream.BytesValue{}, smithyext.HeaderBytes, []byte{}},
-		{"string_without_length_prefix", eventstream.StringValue("application/json"), smithyext.HeaderString, []byte("application/json")},
-		{"empty_string_is_empty_not_nil", eventstream.StringValue(""), smithyext.HeaderString, []byte{}},
-		{"max_length_string", eventstream.StringValue(strings.Repeat("x", 1<<15-1)), smithyext.HeaderString, []byte(strings.Repeat("x", 1<<15-1))},
-		{"timestamp_is_epoch_millis", eventstream.TimestampValue(ts), smithyext.HeaderTimestamp, []byte{0, 0, 0, 0, 0, 0x84, 0x5f, 0xed}},
-		{"uuid_is_16_raw_bytes", uuid, smithyext.HeaderUUID, uuid[:]},
+		{"bool_true_has_no_value", eventstream.BoolValue(true), framing.HeaderBoolTrue, nil},
+		{"bool_false_has_no_value", eventstream.BoolValue(false), framing.HeaderBoolFalse, nil},
+		{"byte_is_one_raw_byte", eventstream.Int8Value(-49), framing.HeaderByte, []byte{0xcf}},
+		{"int16_is_big_endian", eventstream.Int16Value(-2), framing.HeaderInt16, []byte{0xff, 0xfe}},
+		{"int32_is_big_endian", eventstream.Int32Value(40972), framing.HeaderInt32, []byte{0, 0, 0xa0, 0x0c}},
+		{"int64_is_big_endian", eventstream.Int64Value(0x0102030405060708), framing.HeaderInt64, []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		{"bytes_without_length_prefix", eventstream.BytesValue("I'm a little teapot!"), framing.HeaderBytes, []byte("I'm a little teapot!")},
+		{"empty_bytes_is_empty_not_nil", eventstream.BytesValue{}, framing.HeaderBytes, []byte{}},
+		{"string_without_length_prefix", eventstream.StringValue("application/json"), framing.HeaderString, []byte("application/json")},
+		{"empty_string_is_empty_not_nil", eventstream.StringValue(""), framing.HeaderString, []byte{}},
+		{"max_length_string", eventstream.StringValue(strings.Repeat("x", 1<<15-1)), framing.HeaderString, []byte(strings.Repeat("x", 1<<15-1))},
+		{"timestamp_is_epoch_millis", eventstream.TimestampValue(ts), framing.HeaderTimestamp, []byte{0, 0, 0, 0, 0, 0x84, 0x5f, 0xed}},
+		{"uuid_is_16_raw_bytes", uuid, framing.HeaderUUID, uuid[:]},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := scanEncode(t, eventstream.Message{Headers: eventstream.Headers{{Name: "h", Value: tc.value}}})
-			f, err := smithyext.NewScanner(bytes.NewReader(in)).Next()
+			f, err := framing.NewScanner(bytes.NewReader(in)).Next()
 			if err != nil {
 				t.Fatalf("Next: %v", err)
 			}
-			var got []smithyext.Header
+			var got []framing.Header
 			for h := range f.Headers() {
 				got = append(got, h)
 			}
@@ -281,13 +281,13 @@ func TestScannerHeaderTypes(t *testing.T) {
 func TestScannerHeaderTypeString(t *testing.T) {
 	want := []string{"bool_true", "bool_false", "byte", "int16", "int32", "int64", "bytes", "string", "timestamp", "uuid", "HeaderType(10)"}
 	for i, w := range want {
-		if got := smithyext.HeaderType(i).String(); got != w {
+		if got := framing.HeaderType(i).String(); got != w {
 			t.Errorf("HeaderType(%d).String() = %q, want %q", i, got, w)
 		}
 	}
 	wantMT := []string{"none", "event", "exception", "error", "other", "MessageType(5)"}
 	for i, w := range wantMT {
-		if got := smithyext.MessageType(i).String(); got != w {
+		if got := framing.MessageType(i).String(); got != w {
 			t.Errorf("MessageType(%d).String() = %q, want %q", i, got, w)
 		}
 	}
@@ -327,7 +327,7 @@ func TestScannerRoundTripsSmithyEncoder(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := scanEncode(t, tc.msg)
-			s := smithyext.NewScanner(bytes.NewReader(in))
+			s := framing.NewScanner(bytes.NewReader(in))
 			f, err := s.Next()
 			if err != nil {
 				t.Fatalf("Next: %v", err)
@@ -355,7 +355,7 @@ func TestScannerWellKnownHeaders(t *testing.T) {
 	cases := []struct {
 		name          string
 		headers       []byte
-		msgType       smithyext.MessageType
+		msgType       framing.MessageType
 		eventType     []byte
 		exceptionType []byte
 		errorCode     []byte
@@ -364,43 +364,43 @@ func TestScannerWellKnownHeaders(t *testing.T) {
 	}{
 		{
 			name:    "no_headers_means_none_and_nil",
-			msgType: smithyext.MessageTypeNone,
+			msgType: framing.MessageTypeNone,
 		},
 		{
 			name:        "bedrock_chunk_event",
 			headers:     scanCat(scanStr(":event-type", "chunk"), scanStr(":content-type", "application/json"), scanStr(":message-type", "event")),
-			msgType:     smithyext.MessageTypeEvent,
+			msgType:     framing.MessageTypeEvent,
 			eventType:   []byte("chunk"),
 			contentType: []byte("application/json"),
 		},
 		{
 			name:          "exception_frame_exposes_exception_type",
 			headers:       scanCat(scanStr(":message-type", "exception"), scanStr(":exception-type", "throttlingException"), scanStr(":content-type", "application/json")),
-			msgType:       smithyext.MessageTypeException,
+			msgType:       framing.MessageTypeException,
 			exceptionType: []byte("throttlingException"),
 			contentType:   []byte("application/json"),
 		},
 		{
 			name:         "error_frame_exposes_error_code_and_message",
 			headers:      scanCat(scanStr(":message-type", "error"), scanStr(":error-code", "InternalFailure"), scanStr(":error-message", "We encountered an internal error. Please try again.")),
-			msgType:      smithyext.MessageTypeError,
+			msgType:      framing.MessageTypeError,
 			errorCode:    []byte("InternalFailure"),
 			errorMessage: []byte("We encountered an internal error. Please try again."),
 		},
 		{
 			name:    "unknown_message_type_is_other",
 			headers: scanStr(":message-type", "initial-response"),
-			msgType: smithyext.MessageTypeOther,
+			msgType: framing.MessageTypeOther,
 		},
 		{
 			name:    "message_type_is_case_sensitive",
 			headers: scanStr(":message-type", "Event"),
-			msgType: smithyext.MessageTypeOther,
+			msgType: framing.MessageTypeOther,
 		},
 		{
 			name:    "empty_message_type_is_other",
 			headers: scanStr(":message-type", ""),
-			msgType: smithyext.MessageTypeOther,
+			msgType: framing.MessageTypeOther,
 		},
 		{
 			name:      "empty_event_type_is_empty_not_nil",
@@ -410,37 +410,37 @@ func TestScannerWellKnownHeaders(t *testing.T) {
 		{
 			name: "well_known_headers_with_non_string_type_are_ignored",
 			headers: scanCat(
-				scanHdr(":message-type", smithyext.HeaderBytes, []byte("event")),
-				scanHdr(":event-type", smithyext.HeaderInt32, []byte{0, 0, 0xa0, 0x0c}),
-				scanHdr(":exception-type", smithyext.HeaderBoolTrue, nil),
-				scanHdr(":error-code", smithyext.HeaderUUID, make([]byte, 16)),
-				scanHdr(":error-message", smithyext.HeaderBytes, []byte("msg")),
-				scanHdr(":content-type", smithyext.HeaderInt64, make([]byte, 8)),
+				scanHdr(":message-type", framing.HeaderBytes, []byte("event")),
+				scanHdr(":event-type", framing.HeaderInt32, []byte{0, 0, 0xa0, 0x0c}),
+				scanHdr(":exception-type", framing.HeaderBoolTrue, nil),
+				scanHdr(":error-code", framing.HeaderUUID, make([]byte, 16)),
+				scanHdr(":error-message", framing.HeaderBytes, []byte("msg")),
+				scanHdr(":content-type", framing.HeaderInt64, make([]byte, 8)),
 			),
-			msgType: smithyext.MessageTypeNone,
+			msgType: framing.MessageTypeNone,
 		},
 		{
 			name:      "names_without_colon_are_not_well_known",
 			headers:   scanCat(scanStr("event-type", "chunk"), scanStr("message-type", "event")),
-			msgType:   smithyext.MessageTypeNone,
+			msgType:   framing.MessageTypeNone,
 			eventType: nil,
 		},
 		{
 			name:      "duplicate_header_last_wins",
 			headers:   scanCat(scanStr(":message-type", "exception"), scanStr(":event-type", "first"), scanStr(":message-type", "event"), scanStr(":event-type", "second")),
-			msgType:   smithyext.MessageTypeEvent,
+			msgType:   framing.MessageTypeEvent,
 			eventType: []byte("second"),
 		},
 		{
 			name:      "later_non_string_duplicate_does_not_override",
-			headers:   scanCat(scanStr(":event-type", "chunk"), scanHdr(":event-type", smithyext.HeaderBytes, []byte("other"))),
+			headers:   scanCat(scanStr(":event-type", "chunk"), scanHdr(":event-type", framing.HeaderBytes, []byte("other"))),
 			eventType: []byte("chunk"),
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := scanFrame(tc.headers, []byte(`{}`))
-			f, err := smithyext.NewScanner(bytes.NewReader(in)).Next()
+			f, err := framing.NewScanner(bytes.NewReader(in)).Next()
 			if err != nil {
 				t.Fatalf("Next: %v", err)
 			}
@@ -482,7 +482,7 @@ func TestScannerWellKnownHeaders(t *testing.T) {
 
 func TestScannerHeadersIteratorStopsEarly(t *testing.T) {
 	in := scanFrame(scanCat(scanStr("a", "1"), scanStr("b", "2"), scanStr("c", "3")), nil)
-	f, err := smithyext.NewScanner(bytes.NewReader(in)).Next()
+	f, err := framing.NewScanner(bytes.NewReader(in)).Next()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,8 +499,8 @@ func TestScannerHeadersIteratorStopsEarly(t *testing.T) {
 }
 
 func TestScannerZeroFrame(t *testing.T) {
-	var f smithyext.Frame
-	if f.Bytes() != nil || f.Payload() != nil || f.EventType() != nil || f.MessageType() != smithyext.MessageTypeNone {
+	var f framing.Frame
+	if f.Bytes() != nil || f.Payload() != nil || f.EventType() != nil || f.MessageType() != framing.MessageTypeNone {
 		t.Error("zero Frame is not empty")
 	}
 	for range f.Headers() {
@@ -531,7 +531,7 @@ func TestScannerStream(t *testing.T) {
 	}
 	for _, rc := range readers {
 		t.Run(rc.name, func(t *testing.T) {
-			s := smithyext.NewScanner(rc.r())
+			s := framing.NewScanner(rc.r())
 			var offset int64
 			for i, want := range [][]byte{one, two, three} {
 				f, err := s.Next()
@@ -556,7 +556,7 @@ func TestScannerStream(t *testing.T) {
 }
 
 func TestScannerCleanEOF(t *testing.T) {
-	s := smithyext.NewScanner(bytes.NewReader(nil))
+	s := framing.NewScanner(bytes.NewReader(nil))
 	if f, err := s.Next(); f != nil || err != io.EOF {
 		t.Fatalf("empty stream: (%v, %v), want (nil, io.EOF)", f, err)
 	}
@@ -582,7 +582,7 @@ func TestScannerReadErrorBetweenFramesIsUnchanged(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &scanErrReader{data: tc.data, err: tc.err, together: strings.Contains(tc.name, "returned_with")}
-			s := smithyext.NewScanner(r)
+			s := framing.NewScanner(r)
 			for i := range tc.frames {
 				if _, err := s.Next(); err != nil {
 					t.Fatalf("frame %d: %v", i, err)
@@ -620,71 +620,71 @@ func TestScannerRejects(t *testing.T) {
 		wantDetail string
 	}{
 		// truncation
-		{name: "eof_mid_prelude", input: good[:5], want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
+		{name: "eof_mid_prelude", input: good[:5], want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
 			wantDetail: "stream ended after 5 of 12 prelude bytes"},
-		{name: "eof_after_prelude", input: good[:12], want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
+		{name: "eof_after_prelude", input: good[:12], want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
 			wantDetail: fmt.Sprintf("stream ended after 12 of %d frame bytes", len(good))},
-		{name: "eof_mid_headers", input: good[:30], want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF},
-		{name: "eof_mid_payload", input: good[:len(good)-20], want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
+		{name: "eof_mid_headers", input: good[:30], want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF},
+		{name: "eof_mid_payload", input: good[:len(good)-20], want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF,
 			wantDetail: fmt.Sprintf("stream ended after %d of %d frame bytes", len(good)-20, len(good))},
-		{name: "eof_mid_message_crc", input: good[:len(good)-1], want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF},
+		{name: "eof_mid_message_crc", input: good[:len(good)-1], want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF},
 		{name: "eof_mid_second_frame_reports_its_offset", input: scanCat(good, small[:15]), skip: 1,
-			want: smithyext.ErrTruncated, wantCause: io.ErrUnexpectedEOF, wantOffset: int64(len(good))},
+			want: framing.ErrTruncated, wantCause: io.ErrUnexpectedEOF, wantOffset: int64(len(good))},
 		{name: "read_error_mid_prelude_keeps_cause", r: func() io.Reader {
 			return &scanErrReader{data: good[:3], err: scanErrBoom}
-		}, want: smithyext.ErrTruncated, wantCause: scanErrBoom, wantDetail: "read failed after 3 of 12 prelude bytes"},
+		}, want: framing.ErrTruncated, wantCause: scanErrBoom, wantDetail: "read failed after 3 of 12 prelude bytes"},
 		{name: "read_error_mid_payload_keeps_cause", r: func() io.Reader {
 			return &scanErrReader{data: good[:len(good)-10], err: net.ErrClosed}
-		}, want: smithyext.ErrTruncated, wantCause: net.ErrClosed},
+		}, want: framing.ErrTruncated, wantCause: net.ErrClosed},
 		{name: "read_error_returned_with_data_mid_frame_keeps_cause", r: func() io.Reader {
 			return &scanErrReader{data: good[:50], chunk: 9, err: scanErrBoom, together: true}
-		}, want: smithyext.ErrTruncated, wantCause: scanErrBoom},
+		}, want: framing.ErrTruncated, wantCause: scanErrBoom},
 		{name: "timeout_mid_frame_keeps_cause", r: func() io.Reader {
 			return iotest.TimeoutReader(&scanErrReader{data: good, chunk: 20})
-		}, want: smithyext.ErrTruncated, wantCause: iotest.ErrTimeout},
+		}, want: framing.ErrTruncated, wantCause: iotest.ErrTimeout},
 
 		// prelude lengths
-		{name: "total_zero", input: scanPrelude(0, 0), want: smithyext.ErrPreludeLength,
+		{name: "total_zero", input: scanPrelude(0, 0), want: framing.ErrPreludeLength,
 			wantDetail: "total length 0 is below the minimum 16"},
-		{name: "total_15", input: scanCat(scanPrelude(15, 0), make([]byte, 8)), want: smithyext.ErrPreludeLength,
+		{name: "total_15", input: scanCat(scanPrelude(15, 0), make([]byte, 8)), want: framing.ErrPreludeLength,
 			wantDetail: "total length 15 is below the minimum 16"},
-		{name: "total_above_max_frame", input: scanPrelude(smithyext.MaxFrameLen+1, 0), want: smithyext.ErrPreludeLength,
+		{name: "total_above_max_frame", input: scanPrelude(framing.MaxFrameLen+1, 0), want: framing.ErrPreludeLength,
 			wantDetail: "total length 25296913 exceeds 25296912"},
-		{name: "payload_above_24_MiB", input: scanPrelude(smithyext.MinFrameLen+smithyext.MaxPayloadLen+1, 0), want: smithyext.ErrPreludeLength,
+		{name: "payload_above_24_MiB", input: scanPrelude(framing.MinFrameLen+framing.MaxPayloadLen+1, 0), want: framing.ErrPreludeLength,
 			wantDetail: "payload length 25165825 exceeds the event-stream limit of 25165824 bytes"},
-		{name: "headers_above_128_KiB", input: scanPrelude(smithyext.MinFrameLen+smithyext.MaxHeadersLen+1, smithyext.MaxHeadersLen+1), want: smithyext.ErrPreludeLength,
+		{name: "headers_above_128_KiB", input: scanPrelude(framing.MinFrameLen+framing.MaxHeadersLen+1, framing.MaxHeadersLen+1), want: framing.ErrPreludeLength,
 			wantDetail: "headers length 131073 exceeds the event-stream limit of 131072 bytes"},
-		{name: "total_4_GiB", input: scanPrelude(0xffffffff, 0), want: smithyext.ErrPreludeLength},
-		{name: "headers_len_above_total_minus_16", input: scanCat(scanPrelude(40, 25), make([]byte, 28)), want: smithyext.ErrPreludeLength,
+		{name: "total_4_GiB", input: scanPrelude(0xffffffff, 0), want: framing.ErrPreludeLength},
+		{name: "headers_len_above_total_minus_16", input: scanCat(scanPrelude(40, 25), make([]byte, 28)), want: framing.ErrPreludeLength,
 			wantDetail: "headers length 25 exceeds the 24 bytes a 40-byte frame has room for"},
-		{name: "headers_len_huge", input: scanPrelude(100, 0xffffffff), want: smithyext.ErrPreludeLength},
-		{name: "length_check_precedes_prelude_crc", input: flip(scanPrelude(15, 0), 11), want: smithyext.ErrPreludeLength},
+		{name: "headers_len_huge", input: scanPrelude(100, 0xffffffff), want: framing.ErrPreludeLength},
+		{name: "length_check_precedes_prelude_crc", input: flip(scanPrelude(15, 0), 11), want: framing.ErrPreludeLength},
 
 		// CRCs
-		{name: "bad_prelude_crc", input: flip(good, 9), want: smithyext.ErrPreludeCRC, wantDetail: "prelude CRC mismatch (computed 0x"},
-		{name: "corrupted_total_length", input: flip(good, 3), want: smithyext.ErrPreludeCRC},
-		{name: "bad_message_crc", input: flip(good, len(good)-1), want: smithyext.ErrMessageCRC, wantDetail: "message CRC mismatch (computed 0x"},
-		{name: "corrupted_payload", input: flip(good, len(good)-10), want: smithyext.ErrMessageCRC},
-		{name: "corrupted_header", input: flip(good, 20), want: smithyext.ErrMessageCRC},
+		{name: "bad_prelude_crc", input: flip(good, 9), want: framing.ErrPreludeCRC, wantDetail: "prelude CRC mismatch (computed 0x"},
+		{name: "corrupted_total_length", input: flip(good, 3), want: framing.ErrPreludeCRC},
+		{name: "bad_message_crc", input: flip(good, len(good)-1), want: framing.ErrMessageCRC, wantDetail: "message CRC mismatch (computed 0x"},
+		{name: "corrupted_payload", input: flip(good, len(good)-10), want: framing.ErrMessageCRC},
+		{name: "corrupted_header", input: flip(good, 20), want: framing.ErrMessageCRC},
 		{name: "bad_second_frame_reports_its_offset", input: scanCat(good, flip(small, 14)), skip: 1,
-			want: smithyext.ErrMessageCRC, wantOffset: int64(len(good))},
+			want: framing.ErrMessageCRC, wantOffset: int64(len(good))},
 
 		// header block
-		{name: "header_type_10", input: scanFrame(scanCat(payloadHdr, []byte{1, 'x', 10, 0, 0}), nil), want: smithyext.ErrHeaders,
+		{name: "header_type_10", input: scanFrame(scanCat(payloadHdr, []byte{1, 'x', 10, 0, 0}), nil), want: framing.ErrHeaders,
 			wantDetail: `header 1 "x" at frame byte 32: unknown value type 10`},
-		{name: "header_type_255", input: scanFrame([]byte{1, 'x', 255}, nil), want: smithyext.ErrHeaders},
+		{name: "header_type_255", input: scanFrame([]byte{1, 'x', 255}, nil), want: framing.ErrHeaders},
 		{name: "string_value_past_block", input: scanFrame(scanCat([]byte{1, 'x', 7, 0, 10}, []byte("abc")), []byte("payload...")),
-			want: smithyext.ErrHeaders, wantDetail: `10-byte string value runs past the end of the header block (3 bytes left)`},
-		{name: "bytes_length_prefix_past_block", input: scanFrame([]byte{1, 'x', 6, 0}, []byte("payload")), want: smithyext.ErrHeaders,
+			want: framing.ErrHeaders, wantDetail: `10-byte string value runs past the end of the header block (3 bytes left)`},
+		{name: "bytes_length_prefix_past_block", input: scanFrame([]byte{1, 'x', 6, 0}, []byte("payload")), want: framing.ErrHeaders,
 			wantDetail: "bytes length prefix runs past"},
-		{name: "int32_value_past_block", input: scanFrame([]byte{1, 'x', 4, 0, 0}, []byte("pp")), want: smithyext.ErrHeaders},
-		{name: "uuid_value_past_block", input: scanFrame(scanCat([]byte{1, 'x', 9}, make([]byte, 15)), nil), want: smithyext.ErrHeaders},
-		{name: "name_past_block", input: scanFrame([]byte{5, 'a', 'b'}, []byte("payload")), want: smithyext.ErrHeaders,
+		{name: "int32_value_past_block", input: scanFrame([]byte{1, 'x', 4, 0, 0}, []byte("pp")), want: framing.ErrHeaders},
+		{name: "uuid_value_past_block", input: scanFrame(scanCat([]byte{1, 'x', 9}, make([]byte, 15)), nil), want: framing.ErrHeaders},
+		{name: "name_past_block", input: scanFrame([]byte{5, 'a', 'b'}, []byte("payload")), want: framing.ErrHeaders,
 			wantDetail: "5-byte name runs past the end of the header block (2 bytes left)"},
-		{name: "missing_type_byte", input: scanFrame(scanCat(payloadHdr, []byte{1, 'x'}), nil), want: smithyext.ErrHeaders,
+		{name: "missing_type_byte", input: scanFrame(scanCat(payloadHdr, []byte{1, 'x'}), nil), want: framing.ErrHeaders,
 			wantDetail: "no type byte"},
-		{name: "dangling_name_length_byte", input: scanFrame(scanCat(payloadHdr, []byte{4}), []byte("p")), want: smithyext.ErrHeaders},
-		{name: "zero_name_length_byte_alone", input: scanFrame([]byte{0}, nil), want: smithyext.ErrHeaders},
+		{name: "dangling_name_length_byte", input: scanFrame(scanCat(payloadHdr, []byte{4}), []byte("p")), want: framing.ErrHeaders},
+		{name: "zero_name_length_byte_alone", input: scanFrame([]byte{0}, nil), want: framing.ErrHeaders},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -694,7 +694,7 @@ func TestScannerRejects(t *testing.T) {
 			} else {
 				r = bytes.NewReader(tc.input)
 			}
-			s := smithyext.NewScanner(r)
+			s := framing.NewScanner(r)
 			for i := range tc.skip {
 				if _, err := s.Next(); err != nil {
 					t.Fatalf("frame %d: %v", i, err)
@@ -704,7 +704,7 @@ func TestScannerRejects(t *testing.T) {
 			if f != nil {
 				t.Fatalf("Next() returned a frame, want an error")
 			}
-			var fe *smithyext.FrameError
+			var fe *framing.FrameError
 			if !errors.As(err, &fe) {
 				t.Fatalf("Next() error %#v is not a *FrameError", err)
 			}
@@ -739,18 +739,18 @@ func TestScannerRejects(t *testing.T) {
 func TestFrameErrorMessage(t *testing.T) {
 	cases := []struct {
 		name string
-		err  *smithyext.FrameError
+		err  *framing.FrameError
 		want string
 	}{
-		{"prelude_crc", &smithyext.FrameError{Offset: 1234, Err: smithyext.ErrPreludeCRC, Detail: "prelude CRC mismatch (computed 0x00000001, frame carries 0x00000002)"},
+		{"prelude_crc", &framing.FrameError{Offset: 1234, Err: framing.ErrPreludeCRC, Detail: "prelude CRC mismatch (computed 0x00000001, frame carries 0x00000002)"},
 			"event stream: frame at offset 1234: prelude CRC mismatch (computed 0x00000001, frame carries 0x00000002): the stream is corrupt"},
-		{"truncated_names_cause", &smithyext.FrameError{Offset: 7, Err: smithyext.ErrTruncated, Detail: "read failed after 3 of 12 prelude bytes", Cause: net.ErrClosed},
+		{"truncated_names_cause", &framing.FrameError{Offset: 7, Err: framing.ErrTruncated, Detail: "read failed after 3 of 12 prelude bytes", Cause: net.ErrClosed},
 			"event stream: frame at offset 7: read failed after 3 of 12 prelude bytes: the stream was cut off mid-frame: use of closed network connection"},
-		{"no_detail_falls_back_to_sentinel", &smithyext.FrameError{Err: smithyext.ErrHeaders},
+		{"no_detail_falls_back_to_sentinel", &framing.FrameError{Err: framing.ErrHeaders},
 			"event stream: frame at offset 0: malformed header block: the frame is malformed"},
-		{"length", &smithyext.FrameError{Err: smithyext.ErrPreludeLength, Detail: "total length 17000000 exceeds 16777216"},
+		{"length", &framing.FrameError{Err: framing.ErrPreludeLength, Detail: "total length 17000000 exceeds 16777216"},
 			"event stream: frame at offset 0: total length 17000000 exceeds 16777216: the stream is corrupt or is not an AWS event stream"},
-		{"message_crc", &smithyext.FrameError{Err: smithyext.ErrMessageCRC},
+		{"message_crc", &framing.FrameError{Err: framing.ErrMessageCRC},
 			"event stream: frame at offset 0: message CRC mismatch: the frame was corrupted in transit"},
 	}
 	for _, tc := range cases {
@@ -760,11 +760,11 @@ func TestFrameErrorMessage(t *testing.T) {
 			}
 		})
 	}
-	e := &smithyext.FrameError{Err: smithyext.ErrTruncated, Cause: io.ErrUnexpectedEOF}
-	if !errors.Is(e, smithyext.ErrTruncated) || !errors.Is(e, io.ErrUnexpectedEOF) || errors.Is(e, smithyext.ErrHeaders) {
+	e := &framing.FrameError{Err: framing.ErrTruncated, Cause: io.ErrUnexpectedEOF}
+	if !errors.Is(e, framing.ErrTruncated) || !errors.Is(e, io.ErrUnexpectedEOF) || errors.Is(e, framing.ErrHeaders) {
 		t.Error("errors.Is does not see exactly Err and Cause")
 	}
-	if got := (&smithyext.FrameError{Err: smithyext.ErrHeaders}).Unwrap(); len(got) != 1 {
+	if got := (&framing.FrameError{Err: framing.ErrHeaders}).Unwrap(); len(got) != 1 {
 		t.Errorf("Unwrap() without Cause = %v, want only Err", got)
 	}
 }
@@ -772,18 +772,18 @@ func TestFrameErrorMessage(t *testing.T) {
 // A prelude claiming a huge frame is rejected before anything is allocated
 // for the frame body.
 func TestScannerOversizedPreludeDoesNotAllocate(t *testing.T) {
-	for _, total := range []uint32{smithyext.MaxFrameLen + 1, 1 << 30, 0xffffffff} {
+	for _, total := range []uint32{framing.MaxFrameLen + 1, 1 << 30, 0xffffffff} {
 		t.Run(fmt.Sprint(total), func(t *testing.T) {
 			in := scanPrelude(total, 0)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			s := smithyext.NewScanner(bytes.NewReader(in))
+			s := framing.NewScanner(bytes.NewReader(in))
 			_, err := s.Next()
 			runtime.ReadMemStats(&after)
-			if !errors.Is(err, smithyext.ErrPreludeLength) {
+			if !errors.Is(err, framing.ErrPreludeLength) {
 				t.Fatalf("error %v, want ErrPreludeLength", err)
 			}
-			if c := smithyext.ScannerBufCap(s); c != 0 {
+			if c := framing.ScannerBufCap(s); c != 0 {
 				t.Errorf("frame buffer grew to %d bytes", c)
 			}
 			if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 {
@@ -792,24 +792,24 @@ func TestScannerOversizedPreludeDoesNotAllocate(t *testing.T) {
 		})
 	}
 	// A bad prelude CRC is also caught before allocating.
-	in := scanPrelude(smithyext.MaxFrameLen, smithyext.MaxHeadersLen)
+	in := scanPrelude(framing.MaxFrameLen, framing.MaxHeadersLen)
 	in[11] ^= 1
-	s := smithyext.NewScanner(bytes.NewReader(in))
-	if _, err := s.Next(); !errors.Is(err, smithyext.ErrPreludeCRC) || smithyext.ScannerBufCap(s) != 0 {
-		t.Errorf("bad-CRC prelude: error %v, buffer %d bytes", err, smithyext.ScannerBufCap(s))
+	s := framing.NewScanner(bytes.NewReader(in))
+	if _, err := s.Next(); !errors.Is(err, framing.ErrPreludeCRC) || framing.ScannerBufCap(s) != 0 {
+		t.Errorf("bad-CRC prelude: error %v, buffer %d bytes", err, framing.ScannerBufCap(s))
 	}
 }
 
 // A valid prelude allocates at most the declared length (up to the
 // allocator's size-class rounding), even when the body never arrives.
 func TestScannerAllocatesOnlyDeclaredLength(t *testing.T) {
-	for _, total := range []uint32{100, 5000, smithyext.MaxFrameLen} {
-		s := smithyext.NewScanner(bytes.NewReader(scanPrelude(total, scanClaimHeaders(total))))
-		if _, err := s.Next(); !errors.Is(err, smithyext.ErrTruncated) {
+	for _, total := range []uint32{100, 5000, framing.MaxFrameLen} {
+		s := framing.NewScanner(bytes.NewReader(scanPrelude(total, scanClaimHeaders(total))))
+		if _, err := s.Next(); !errors.Is(err, framing.ErrTruncated) {
 			t.Fatalf("total %d: error %v, want ErrTruncated", total, err)
 		}
-		c := smithyext.ScannerBufCap(s)
-		if c < int(total) || c > int(total)+int(total)/8 || c > smithyext.MaxFrameLen {
+		c := framing.ScannerBufCap(s)
+		if c < int(total) || c > int(total)+int(total)/8 || c > framing.MaxFrameLen {
 			t.Errorf("total %d: buffer capacity %d", total, c)
 		}
 	}
@@ -817,13 +817,13 @@ func TestScannerAllocatesOnlyDeclaredLength(t *testing.T) {
 
 func TestScannerSteadyStateZeroAllocs(t *testing.T) {
 	frame := scanEncode(t, scanBedrockChunk())
-	s := smithyext.NewScanner(&scanRepeatReader{frame: frame})
+	s := framing.NewScanner(&scanRepeatReader{frame: frame})
 	if _, err := s.Next(); err != nil { // warm-up grows the buffer once
 		t.Fatal(err)
 	}
 	allocs := testing.AllocsPerRun(1000, func() {
 		f, err := s.Next()
-		if err != nil || len(f.EventType()) == 0 || f.MessageType() != smithyext.MessageTypeEvent {
+		if err != nil || len(f.EventType()) == 0 || f.MessageType() != framing.MessageTypeEvent {
 			panic(fmt.Sprint("Next: ", err))
 		}
 	})
@@ -858,16 +858,16 @@ func (v *scanVector) raw(tb testing.TB, i int) []byte {
 		}
 		return n
 	}
-	switch smithyext.HeaderType(h.Type) {
-	case smithyext.HeaderBoolTrue, smithyext.HeaderBoolFalse:
+	switch framing.HeaderType(h.Type) {
+	case framing.HeaderBoolTrue, framing.HeaderBoolFalse:
 		return nil
-	case smithyext.HeaderByte:
+	case framing.HeaderByte:
 		return []byte{byte(num())}
-	case smithyext.HeaderInt16:
+	case framing.HeaderInt16:
 		return binary.BigEndian.AppendUint16(nil, uint16(num()))
-	case smithyext.HeaderInt32:
+	case framing.HeaderInt32:
 		return binary.BigEndian.AppendUint32(nil, uint32(num()))
-	case smithyext.HeaderInt64, smithyext.HeaderTimestamp:
+	case framing.HeaderInt64, framing.HeaderTimestamp:
 		return binary.BigEndian.AppendUint64(nil, uint64(num()))
 	default:
 		var b []byte // base64 in JSON
@@ -910,7 +910,7 @@ func TestScannerVectors(t *testing.T) {
 			if err := json.Unmarshal(js, &want); err != nil {
 				t.Fatal(err)
 			}
-			s := smithyext.NewScanner(bytes.NewReader(in))
+			s := framing.NewScanner(bytes.NewReader(in))
 			f, err := s.Next()
 			if err != nil {
 				t.Fatalf("rejected: %v", err)
@@ -919,7 +919,7 @@ func TestScannerVectors(t *testing.T) {
 			if int64(len(b)) != want.TotalLength {
 				t.Errorf("total length %d, want %d", len(b), want.TotalLength)
 			}
-			if hl := int64(len(b) - smithyext.MinFrameLen - len(f.Payload())); hl != want.HeadersLength {
+			if hl := int64(len(b) - framing.MinFrameLen - len(f.Payload())); hl != want.HeadersLength {
 				t.Errorf("headers length %d, want %d", hl, want.HeadersLength)
 			}
 			if got := binary.BigEndian.Uint32(b[8:]); got != uint32(want.PreludeCRC) {
@@ -939,7 +939,7 @@ func TestScannerVectors(t *testing.T) {
 				w := want.Headers[i]
 				if string(h.Name) != w.Name || int(h.Type) != w.Type || !bytes.Equal(h.Value, want.raw(t, i)) {
 					t.Errorf("header %d = %q %v % x, want %q %v % x", i, h.Name, h.Type, h.Value,
-						w.Name, smithyext.HeaderType(w.Type), want.raw(t, i))
+						w.Name, framing.HeaderType(w.Type), want.raw(t, i))
 				}
 				i++
 			}
@@ -952,8 +952,8 @@ func TestScannerVectors(t *testing.T) {
 		})
 	}
 	sentinels := map[string]error{
-		"Prelude checksum mismatch": smithyext.ErrPreludeCRC,
-		"Message checksum mismatch": smithyext.ErrMessageCRC,
+		"Prelude checksum mismatch": framing.ErrPreludeCRC,
+		"Message checksum mismatch": framing.ErrMessageCRC,
 	}
 	for name, in := range scanReadVectors(t, "negative") {
 		t.Run("negative/"+name, func(t *testing.T) {
@@ -965,7 +965,7 @@ func TestScannerVectors(t *testing.T) {
 			if !ok {
 				t.Fatalf("unknown expected error %q", txt)
 			}
-			f, err := smithyext.NewScanner(bytes.NewReader(in)).Next()
+			f, err := framing.NewScanner(bytes.NewReader(in)).Next()
 			if f != nil || !errors.Is(err, want) {
 				t.Errorf("Next() = (%v, %v), want %v", f, err, want)
 			}
@@ -977,7 +977,7 @@ func TestScannerVectors(t *testing.T) {
 
 func BenchmarkScannerNext(b *testing.B) {
 	frame := scanEncode(b, scanBedrockChunk())
-	s := smithyext.NewScanner(&scanRepeatReader{frame: frame})
+	s := framing.NewScanner(&scanRepeatReader{frame: frame})
 	if _, err := s.Next(); err != nil {
 		b.Fatal(err)
 	}
@@ -988,7 +988,7 @@ func BenchmarkScannerNext(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if f.MessageType() != smithyext.MessageTypeEvent {
+		if f.MessageType() != framing.MessageTypeEvent {
 			b.Fatal("not an event")
 		}
 	}

@@ -1,4 +1,4 @@
-package classify_test
+package streamerr_test
 
 import (
 	"bytes"
@@ -9,10 +9,13 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 
 	"github.com/streamstatus/streamstatus/classify"
+
+	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-func chunk(t testing.TB, payload string) *smithyext.Frame {
+func chunk(t testing.TB, payload string) *framing.Frame {
 	t.Helper()
 	var m eventstream.Message
 	m.Headers.Set(":message-type", eventstream.StringValue("event"))
@@ -22,7 +25,7 @@ func chunk(t testing.TB, payload string) *smithyext.Frame {
 	if err := eventstream.NewEncoder().Encode(&buf, m); err != nil {
 		t.Fatal(err)
 	}
-	f, err := smithyext.NewScanner(&buf).Next()
+	f, err := framing.NewScanner(&buf).Next()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +37,8 @@ func chunkOf(content string) string {
 }
 
 func TestEnvelopeDetection(t *testing.T) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream", Events: 5}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream", Events: 5}
 	tests := []struct {
 		name    string
 		payload string
@@ -69,8 +72,8 @@ func TestEnvelopeDetection(t *testing.T) {
 }
 
 func TestEnvelopeDetectionDoesNotAllocateOnContent(t *testing.T) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime"}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime"}
 	for _, content := range []string{
 		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`,
 		`{"type":"message_start","message":{"id":"msg_1","role":"assistant"}}`,
@@ -90,8 +93,8 @@ func TestEnvelopeDetectionDoesNotAllocateOnContent(t *testing.T) {
 // top-level "type" is "error", however the JSON is laid out; content that
 // mentions errors anywhere else stays content.
 func TestEnvelopeDetectionAnyJSONLayout(t *testing.T) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
 	envelopes := []struct{ name, json string }{
 		{"error first", `{"error":{"type":"overloaded_error","message":"m"},"type":"error"}`},
 		{"space after the brace", `{ "type": "error", "error": {"type": "overloaded_error", "message": "m"}}`},
@@ -133,8 +136,8 @@ func TestEnvelopeDetectionAnyJSONLayout(t *testing.T) {
 // BenchmarkEnvelopeDetectionOnContent: what the detector costs on the
 // chunks of a healthy stream (0 allocs/op is the target).
 func BenchmarkEnvelopeDetectionOnContent(b *testing.B) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime"}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime"}
 	for _, c := range []struct{ name, json string }{
 		{"type first", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello, world"}}`},
 		{"type last", `{"index":0,"delta":{"type":"text_delta","text":"Hello, world"},"type":"content_block_delta"}`},

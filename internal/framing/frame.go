@@ -1,4 +1,4 @@
-package smithyext
+package framing
 
 import (
 	"encoding/binary"

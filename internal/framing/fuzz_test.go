@@ -1,4 +1,4 @@
-package smithyext_test
+package framing_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/smithy-go/eventstream"
 
-	"github.com/streamstatus/streamstatus/smithyext"
+	"github.com/streamstatus/streamstatus/internal/framing"
 )
 
 // FuzzScanner is the differential fuzz test of the frame scanner against
@@ -21,7 +21,7 @@ import (
 // The seeds below run in every `go test ./...`. The long run (issue 8: at
 // least 10 minutes; -parallel 1 keeps a small machine usable):
 //
-//	go test -run '^$' -fuzz '^FuzzScanner$' -fuzztime 10m -parallel 1 ./smithyext/
+//	go test -run '^$' -fuzz '^FuzzScanner$' -fuzztime 10m -parallel 1 ./internal/framing/
 //
 // Any failing input the fuzzer finds is written to
 // testdata/fuzz/FuzzScanner/ and is then a seed of every later run: keep it.
@@ -123,13 +123,13 @@ func FuzzScanner(f *testing.F) {
 	// The format's bounds (MaxPayloadLen, MaxHeadersLen): preludes one byte
 	// over each, and at each (then the frame is truncated: both decoders
 	// reject it at the end of input).
-	const maxPayload, maxHeaders = smithyext.MaxPayloadLen, smithyext.MaxHeadersLen
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload+1, 0), chunk))
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload+1+40, 40), chunk))
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxHeaders+1, maxHeaders+1), chunk))
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MinFrameLen+maxPayload, 0), chunk))
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MaxFrameLen, maxHeaders), chunk))
-	f.Add(scanCat(chunk, scanPrelude(smithyext.MaxFrameLen, maxHeaders-1), chunk))
+	const maxPayload, maxHeaders = framing.MaxPayloadLen, framing.MaxHeadersLen
+	f.Add(scanCat(chunk, scanPrelude(framing.MinFrameLen+maxPayload+1, 0), chunk))
+	f.Add(scanCat(chunk, scanPrelude(framing.MinFrameLen+maxPayload+1+40, 40), chunk))
+	f.Add(scanCat(chunk, scanPrelude(framing.MinFrameLen+maxHeaders+1, maxHeaders+1), chunk))
+	f.Add(scanCat(chunk, scanPrelude(framing.MinFrameLen+maxPayload, 0), chunk))
+	f.Add(scanCat(chunk, scanPrelude(framing.MaxFrameLen, maxHeaders), chunk))
+	f.Add(scanCat(chunk, scanPrelude(framing.MaxFrameLen, maxHeaders-1), chunk))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		scanFuzzOne(t, data)
@@ -154,11 +154,11 @@ func scanFlip(frame []byte, i int) []byte {
 // end of data (that frame gets only its prelude CRC fixed).
 func scanRepairCRCs(data []byte) []byte {
 	d := bytes.Clone(data)
-	for off := 0; len(d)-off >= smithyext.PreludeLen; {
+	for off := 0; len(d)-off >= framing.PreludeLen; {
 		fr := d[off:]
 		binary.BigEndian.PutUint32(fr[8:], crc32.ChecksumIEEE(fr[:8]))
 		total := binary.BigEndian.Uint32(fr)
-		if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || uint64(total) > uint64(len(fr)) {
+		if total < framing.MinFrameLen || total > framing.MaxFrameLen || uint64(total) > uint64(len(fr)) {
 			break
 		}
 		binary.BigEndian.PutUint32(fr[total-4:], crc32.ChecksumIEEE(fr[:total-4]))
@@ -170,7 +170,7 @@ func scanRepairCRCs(data []byte) []byte {
 // scanFuzzOne runs the FuzzScanner properties on one input: the scanner and
 // smithy-go's decoder walk the same stream side by side.
 func scanFuzzOne(t *testing.T, data []byte) {
-	s := smithyext.NewScanner(bytes.NewReader(data))
+	s := framing.NewScanner(bytes.NewReader(data))
 	ref := bytes.NewReader(data)
 	dec := eventstream.NewDecoder()
 	for i := 0; ; i++ {
@@ -178,11 +178,11 @@ func scanFuzzOne(t *testing.T, data []byte) {
 		if s.Offset() != int64(off) {
 			t.Fatalf("frame %d: scanner at offset %d, smithy-go at %d", i, s.Offset(), off)
 		}
-		capBefore := smithyext.ScannerBufCap(s)
+		capBefore := framing.ScannerBufCap(s)
 		fr, err := s.Next()
-		if c := smithyext.ScannerBufCap(s); c > smithyext.MaxFrameLen {
+		if c := framing.ScannerBufCap(s); c > framing.MaxFrameLen {
 			t.Fatalf("frame buffer grew to %d bytes", c)
-		} else if (errors.Is(err, smithyext.ErrPreludeLength) || errors.Is(err, smithyext.ErrPreludeCRC)) && c != capBefore {
+		} else if (errors.Is(err, framing.ErrPreludeLength) || errors.Is(err, framing.ErrPreludeCRC)) && c != capBefore {
 			t.Fatalf("rejected prelude grew the frame buffer from %d to %d bytes", capBefore, c)
 		}
 		if err == io.EOF {
@@ -192,7 +192,7 @@ func scanFuzzOne(t *testing.T, data []byte) {
 			return
 		}
 		if err != nil {
-			var fe *smithyext.FrameError
+			var fe *framing.FrameError
 			if !errors.As(err, &fe) {
 				t.Fatalf("frame %d: error %v is not a *FrameError", i, err)
 			}
@@ -214,7 +214,7 @@ func scanFuzzOne(t *testing.T, data []byte) {
 		case err == nil && serr != nil:
 			t.Fatalf("frame %d at offset %d: the scanner accepts it, smithy-go rejects it: %v", i, off, serr)
 		case err != nil:
-			if errors.Is(err, smithyext.ErrPreludeCRC) && !errors.As(serr, new(eventstream.ChecksumError)) {
+			if errors.Is(err, framing.ErrPreludeCRC) && !errors.As(serr, new(eventstream.ChecksumError)) {
 				t.Fatalf("frame %d: scanner %v, smithy-go %v (want a ChecksumError)", i, err, serr)
 			}
 			return // both rejected the frame: the stream ends for both
@@ -241,26 +241,26 @@ func scanFuzzOne(t *testing.T, data []byte) {
 // differences from smithy-go (see FuzzScanner), and checks that the scanner
 // rejected it the documented way.
 func scanDeliberateDifference(t *testing.T, rest []byte, err error) bool {
-	if len(rest) < smithyext.PreludeLen {
+	if len(rest) < framing.PreludeLen {
 		return false
 	}
 	total := binary.BigEndian.Uint32(rest[0:4])
 	headersLen := binary.BigEndian.Uint32(rest[4:8])
-	if total < smithyext.MinFrameLen || total > smithyext.MaxFrameLen || headersLen > total-smithyext.MinFrameLen ||
-		headersLen > smithyext.MaxHeadersLen || total-smithyext.MinFrameLen-headersLen > smithyext.MaxPayloadLen {
-		if !errors.Is(err, smithyext.ErrPreludeLength) {
+	if total < framing.MinFrameLen || total > framing.MaxFrameLen || headersLen > total-framing.MinFrameLen ||
+		headersLen > framing.MaxHeadersLen || total-framing.MinFrameLen-headersLen > framing.MaxPayloadLen {
+		if !errors.Is(err, framing.ErrPreludeLength) {
 			t.Fatalf("prelude total %d, headers length %d: scanner answered %v, want ErrPreludeLength", total, headersLen, err)
 		}
 		return true
 	}
-	return errors.Is(err, smithyext.ErrHeaders) && int(total) <= len(rest) &&
-		scanDanglingNameLen(rest[smithyext.PreludeLen:smithyext.PreludeLen+int(headersLen)])
+	return errors.Is(err, framing.ErrHeaders) && int(total) <= len(rest) &&
+		scanDanglingNameLen(rest[framing.PreludeLen:framing.PreludeLen+int(headersLen)])
 }
 
 // scanCheckFrame checks an accepted frame on its own: smithy-go decodes
 // exactly its bytes to the same headers and payload, Headers() re-encodes to
 // the header block, and the accessors agree with the headers.
-func scanCheckFrame(t *testing.T, fr *smithyext.Frame) {
+func scanCheckFrame(t *testing.T, fr *framing.Frame) {
 	frame := fr.Bytes()
 	r := bytes.NewReader(frame)
 	msg, err := eventstream.NewDecoder().Decode(io.LimitReader(r, int64(len(frame))), nil)
@@ -281,16 +281,16 @@ func scanCheckFrame(t *testing.T, fr *smithyext.Frame) {
 	for h := range fr.Headers() {
 		got.Set(string(h.Name), scanSmithyValue(t, h))
 		block = append(block, scanHdr(string(h.Name), h.Type, h.Value)...)
-		if h.Type == smithyext.HeaderString {
+		if h.Type == framing.HeaderString {
 			last[string(h.Name)] = h.Value
 		}
 	}
 	if d := scanHeadersEqual(msg.Headers, got); d != "" {
 		t.Fatalf("headers differ from smithy-go's: %s", d)
 	}
-	hl := len(frame) - smithyext.MinFrameLen - len(fr.Payload())
-	if !bytes.Equal(block, frame[smithyext.PreludeLen:smithyext.PreludeLen+hl]) {
-		t.Fatalf("Headers() re-encodes to % x, header block is % x", block, frame[smithyext.PreludeLen:smithyext.PreludeLen+hl])
+	hl := len(frame) - framing.MinFrameLen - len(fr.Payload())
+	if !bytes.Equal(block, frame[framing.PreludeLen:framing.PreludeLen+hl]) {
+		t.Fatalf("Headers() re-encodes to % x, header block is % x", block, frame[framing.PreludeLen:framing.PreludeLen+hl])
 	}
 
 	for _, c := range []struct {
@@ -308,17 +308,17 @@ func scanCheckFrame(t *testing.T, fr *smithyext.Frame) {
 			t.Fatalf("%s accessor %q, want %q (present %v)", c.name, c.got, want, ok)
 		}
 	}
-	wantMT := smithyext.MessageTypeNone
+	wantMT := framing.MessageTypeNone
 	if v, ok := last[":message-type"]; ok {
 		switch string(v) {
 		case "event":
-			wantMT = smithyext.MessageTypeEvent
+			wantMT = framing.MessageTypeEvent
 		case "exception":
-			wantMT = smithyext.MessageTypeException
+			wantMT = framing.MessageTypeException
 		case "error":
-			wantMT = smithyext.MessageTypeError
+			wantMT = framing.MessageTypeError
 		default:
-			wantMT = smithyext.MessageTypeOther
+			wantMT = framing.MessageTypeOther
 		}
 	}
 	if fr.MessageType() != wantMT {
@@ -344,19 +344,19 @@ func scanDanglingNameLen(block []byte) bool {
 		}
 		typ := block[p]
 		p++
-		switch smithyext.HeaderType(typ) {
-		case smithyext.HeaderBoolTrue, smithyext.HeaderBoolFalse:
-		case smithyext.HeaderByte:
+		switch framing.HeaderType(typ) {
+		case framing.HeaderBoolTrue, framing.HeaderBoolFalse:
+		case framing.HeaderByte:
 			p++
-		case smithyext.HeaderInt16:
+		case framing.HeaderInt16:
 			p += 2
-		case smithyext.HeaderInt32:
+		case framing.HeaderInt32:
 			p += 4
-		case smithyext.HeaderInt64, smithyext.HeaderTimestamp:
+		case framing.HeaderInt64, framing.HeaderTimestamp:
 			p += 8
-		case smithyext.HeaderUUID:
+		case framing.HeaderUUID:
 			p += 16
-		case smithyext.HeaderBytes, smithyext.HeaderString:
+		case framing.HeaderBytes, framing.HeaderString:
 			if len(block)-p < 2 {
 				return false
 			}
@@ -376,10 +376,10 @@ func TestScannerDanglingNameLenDiffersFromSmithy(t *testing.T) {
 	if err != nil || len(msg.Headers) != 1 {
 		t.Logf("smithy-go now rejects the dangling name-length byte (%v); the difference is gone", err)
 	}
-	if _, err := smithyext.NewScanner(bytes.NewReader(in)).Next(); !errors.Is(err, smithyext.ErrHeaders) {
+	if _, err := framing.NewScanner(bytes.NewReader(in)).Next(); !errors.Is(err, framing.ErrHeaders) {
 		t.Errorf("scanner: %v, want ErrHeaders", err)
 	}
-	if !scanDanglingNameLen(in[smithyext.PreludeLen : len(in)-4-len("payload")]) {
+	if !scanDanglingNameLen(in[framing.PreludeLen : len(in)-4-len("payload")]) {
 		t.Error("scanDanglingNameLen does not recognise the block")
 	}
 }
@@ -396,9 +396,9 @@ func TestScannerPreludeLengthDiffersFromSmithy(t *testing.T) {
 		block          []byte // what follows the prelude, before the next frame
 	}{
 		{15, 0, nil},
-		{smithyext.MaxFrameLen + 1, 0, nil},
-		{smithyext.MinFrameLen + smithyext.MaxPayloadLen + 1, 0, nil},
-		{smithyext.MinFrameLen + smithyext.MaxHeadersLen + 1, smithyext.MaxHeadersLen + 1, nil},
+		{framing.MaxFrameLen + 1, 0, nil},
+		{framing.MinFrameLen + framing.MaxPayloadLen + 1, 0, nil},
+		{framing.MinFrameLen + framing.MaxHeadersLen + 1, framing.MaxHeadersLen + 1, nil},
 		{40, 30, scanStr(":event-type", "fifteen-bytes!!")}, // a valid 30-byte header block
 	} {
 		in := scanCat(scanPrelude(c.total, c.headers), c.block, next)
@@ -408,8 +408,8 @@ func TestScannerPreludeLengthDiffersFromSmithy(t *testing.T) {
 		if consumed := len(in) - r.Len(); consumed < min(int(c.total)+1, len(in)) {
 			t.Logf("total %d headers %d: smithy-go now stops after %d bytes (%v); the difference may be gone", c.total, c.headers, consumed, serr)
 		}
-		s := smithyext.NewScanner(bytes.NewReader(in))
-		if _, err := s.Next(); !errors.Is(err, smithyext.ErrPreludeLength) || s.Offset() != smithyext.PreludeLen {
+		s := framing.NewScanner(bytes.NewReader(in))
+		if _, err := s.Next(); !errors.Is(err, framing.ErrPreludeLength) || s.Offset() != framing.PreludeLen {
 			t.Errorf("total %d headers %d: scanner %v at offset %d, want ErrPreludeLength after the prelude", c.total, c.headers, err, s.Offset())
 		}
 	}

@@ -1,0 +1,291 @@
+package streamerr
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+
+	smithy "github.com/aws/smithy-go"
+
+	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/framing"
+	"github.com/streamstatus/streamstatus/smithyext"
+)
+
+// EnvelopeDetector returns the detector of in-band error envelopes for one
+// service's operation, or nil when none applies. Today that is Bedrock
+// Runtime's InvokeModelWithResponseStream, whose chunk events carry the
+// model provider's bytes: with Anthropic models Bedrock can send an ordinary
+// chunk whose bytes are {"type":"error","error":{...}}.
+//
+// The detector returns a StatusError for an envelope (a JSON object whose
+// top-level "type" is "error", in any layout) and nil for anything else. On
+// ordinary content it allocates nothing and usually stops at the chunk's
+// first key.
+func (c *Classifier) EnvelopeDetector(service, operation string) func(Stream, *framing.Frame) *smithyext.StatusError {
+	if service != "Bedrock Runtime" || operation != "InvokeModelWithResponseStream" {
+		return nil
+	}
+	return c.envelope
+}
+
+func (c *Classifier) chunkEnvelope(s Stream, f *framing.Frame) *smithyext.StatusError {
+	if f.MessageType() != framing.MessageTypeEvent || string(f.EventType()) != "chunk" || !mayBeEnvelope(f.Payload()) {
+		return nil
+	}
+	var chunk struct {
+		Bytes []byte `json:"bytes"` // base64 in the JSON, decoded by encoding/json
+	}
+	if json.Unmarshal(f.Payload(), &chunk) != nil {
+		return nil
+	}
+	var env struct {
+		Type  string `json:"type"`
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(chunk.Bytes, &env) != nil || env.Type != "error" {
+		return nil
+	}
+	code := env.Error.Type
+	if code == "" {
+		code = "error"
+	}
+	o := c.outcome(classify.AnthropicServiceID, code)
+	return s.statusError(smithyext.KindEnvelope, o, env.Error.Message, &smithy.GenericAPIError{Code: code, Message: env.Error.Message, Fault: smithy.FaultUnknown})
+}
+
+var bytesKey = []byte(`"bytes"`)
+
+// mayBeEnvelope reports whether a chunk payload ({"bytes":"<base64>"}) may
+// carry an error envelope: whether its bytes decode to a JSON object whose
+// top-level "type" is the string "error", whatever the whitespace and key
+// order. It decodes the base64 a block at a time into a buffer on the stack
+// and stops as soon as the answer is known, usually at the first key of an
+// ordinary chunk ({"type":"content_block_delta",...}); it allocates
+// nothing. A yes is confirmed by decoding the JSON (chunkEnvelope); a no is
+// final.
+func mayBeEnvelope(payload []byte) bool {
+	b64, ok := chunkBase64(payload)
+	if !ok {
+		return false
+	}
+	if bytes.IndexByte(b64, '\\') >= 0 {
+		return true // a JSON escape inside the base64 (\/): let encoding/json decide
+	}
+	var (
+		sc  topLevelType
+		buf [96]byte // 128 base64 characters
+	)
+	// A small first block: ordinary chunks start with their "type".
+	for block := 32; len(b64) > 0; block = len(buf) / 3 * 4 {
+		n := min(len(b64), block)
+		m, err := base64.StdEncoding.Decode(buf[:], b64[:n])
+		if err != nil {
+			return false // not base64: encoding/json would reject it too
+		}
+		switch sc.feed(buf[:m]) {
+		case answerYes:
+			return true
+		case answerNo:
+			return false
+		}
+		b64 = b64[n:]
+	}
+	return false
+}
+
+// chunkBase64 returns the base64 text of the "bytes" member of a chunk
+// payload. Base64 has no quote, so the value ends at the next one.
+func chunkBase64(payload []byte) ([]byte, bool) {
+	i := bytes.Index(payload, bytesKey)
+	if i < 0 {
+		return nil, false
+	}
+	v := skipSpace(payload[i+len(bytesKey):])
+	if len(v) == 0 || v[0] != ':' {
+		return nil, false
+	}
+	v = skipSpace(v[1:])
+	if len(v) == 0 || v[0] != '"' {
+		return nil, false
+	}
+	v = v[1:]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 {
+		return nil, false
+	}
+	return v[:end], true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
+
+type answer uint8
+
+const (
+	answerMaybe answer = iota // more input needed
+	answerYes
+	answerNo
+)
+
+// topLevelType is a byte-at-a-time scanner that finds the first top-level
+// "type" member of a JSON object and reports whether its value is the
+// string "error". It skips other members' values (strings with escapes,
+// nested objects and arrays, scalars) without decoding them, so "type"
+// inside a nested value or a string never counts. It checks only the
+// structure it needs: invalid JSON may get a yes, which the decode that
+// follows rejects.
+type topLevelType struct {
+	state    scanState
+	n        int  // bytes of the current key or type value seen
+	match    bool // the key (or value) so far matches "type" (or "error")
+	isType   bool // the current member's key is "type"
+	depth    int  // nesting inside a skipped value
+	inString bool // inside a string of a skipped nested value
+	escaped  bool // the previous byte of a string was a backslash
+}
+
+type scanState uint8
+
+const (
+	stObject    scanState = iota // before the opening brace
+	stFirstKey                   // after '{': a key or '}'
+	stKeyStart                   // after ',': a key
+	stKey                        // inside a key
+	stColon                      // after a key
+	stValue                      // after ':'
+	stTypeValue                  // inside the string value of "type"
+	stString                     // inside a skipped string value
+	stNested                     // inside a skipped object or array
+	stScalar                     // inside a skipped number or literal
+	stAfter                      // after a value: ',' or '}'
+)
+
+func (s *topLevelType) feed(p []byte) answer {
+	for _, c := range p {
+		switch s.state {
+		case stObject:
+			switch {
+			case isSpace(c):
+			case c == '{':
+				s.state = stFirstKey
+			default:
+				return answerNo
+			}
+		case stFirstKey, stKeyStart:
+			switch {
+			case isSpace(c):
+			case c == '"':
+				s.state, s.n, s.match = stKey, 0, true
+			default:
+				return answerNo // '}' (no "type") or not JSON
+			}
+		case stKey:
+			switch {
+			case s.escaped:
+				s.escaped = false
+			case c == '\\':
+				s.escaped, s.match = true, false // an escaped key: not a plain "type"
+			case c == '"':
+				s.isType = s.match && s.n == len("type")
+				s.state = stColon
+			default:
+				s.match = s.match && s.n < len("type") && c == "type"[s.n]
+				s.n++
+			}
+		case stColon:
+			switch {
+			case isSpace(c):
+			case c == ':':
+				s.state = stValue
+			default:
+				return answerNo
+			}
+		case stValue:
+			switch {
+			case isSpace(c):
+			case s.isType:
+				if c != '"' {
+					return answerNo // "type" is not a string
+				}
+				s.state, s.n, s.match = stTypeValue, 0, true
+			case c == '"':
+				s.state = stString
+			case c == '{' || c == '[':
+				s.state, s.depth, s.inString = stNested, 1, false
+			default:
+				s.state = stScalar
+			}
+		case stTypeValue:
+			switch {
+			case c == '\\':
+				return answerYes // an escaped value: let encoding/json decide
+			case c == '"':
+				if s.match && s.n == len("error") {
+					return answerYes
+				}
+				return answerNo
+			default:
+				s.match = s.match && s.n < len("error") && c == "error"[s.n]
+				s.n++
+			}
+		case stString:
+			switch {
+			case s.escaped:
+				s.escaped = false
+			case c == '\\':
+				s.escaped = true
+			case c == '"':
+				s.state = stAfter
+			}
+		case stNested:
+			switch {
+			case s.inString:
+				switch {
+				case s.escaped:
+					s.escaped = false
+				case c == '\\':
+					s.escaped = true
+				case c == '"':
+					s.inString = false
+				}
+			case c == '"':
+				s.inString = true
+			case c == '{' || c == '[':
+				s.depth++
+			case c == '}' || c == ']':
+				s.depth--
+				if s.depth == 0 {
+					s.state = stAfter
+				}
+			}
+		case stScalar:
+			switch {
+			case c == ',':
+				s.state = stKeyStart
+			case c == '}':
+				return answerNo
+			case isSpace(c):
+				s.state = stAfter
+			}
+		case stAfter:
+			switch {
+			case isSpace(c):
+			case c == ',':
+				s.state = stKeyStart
+			default:
+				return answerNo // '}': no top-level "type"
+			}
+		}
+	}
+	return answerMaybe
+}
