@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
@@ -61,7 +62,7 @@ func TestDefect_FirstEventStallAfterContentWasTaken(t *testing.T) {
 	const d = 20 * time.Millisecond
 	frames := [][]byte{event(t, "chunk"), event(t, "chunk"), event(t, "chunk")}
 	src := &lateReturnBody{r: bytes.NewReader(bytes.Join(frames, nil)), late: 5 * d}
-	b := newStreamBody(context.Background(), src, classify.Stream{Service: "Bedrock Runtime"}, resolve([]Option{WithFirstEventTimeout(d)}))
+	b := newStreamBody(context.Background(), src, streamerr.Stream{Service: "Bedrock Runtime"}, resolve([]Option{WithFirstEventTimeout(d)}))
 	if err := b.readAhead(); err != nil {
 		var se *smithyext.StatusError
 		if errors.As(err, &se) && se.ErrorCode() == classify.CodeStreamStalled && se.Retryable {

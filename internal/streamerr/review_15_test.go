@@ -1,4 +1,4 @@
-package classify_test
+package streamerr_test
 
 import (
 	"encoding/base64"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // Review of issue 15, point 5: "Envelope detection accepts any JSON
@@ -16,10 +17,10 @@ import (
 // detector's own confirmation step uses), but the pre-scan answers a final
 // "no" for any escaped key: the envelope is delivered as content.
 func TestDefect_EnvelopeEscapedKeyMissed(t *testing.T) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
 	env := `{"\u0074ype":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
-	if se := detect(s, chunk(t, chunkOf(env))); se == nil || se.ErrorCode() != "overloaded_error" {
+	if se := detect(s, chunk(t, chunkOf(env))); se == nil || se.Code != "overloaded_error" {
 		t.Fatalf("envelope %s (top-level type is \"error\" once decoded): detector returned %v; want overloaded_error", env, se)
 	}
 }
@@ -31,8 +32,8 @@ func TestDefect_EnvelopeEscapedKeyMissed(t *testing.T) {
 // as the pre-scan defers to it (any JSON escape in the type value, or a
 // "\/" in the base64, which encoders that escape slashes produce).
 func TestDefect_EnvelopeCaseFoldFalsePositive(t *testing.T) {
-	detect := classify.Default().EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
-	s := classify.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
+	detect := streamerr.New(classify.New(classify.DefaultTables()...)).EnvelopeDetector("Bedrock Runtime", "InvokeModelWithResponseStream")
+	s := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
 	contents := []string{
 		// top-level "type" is "content_block_delta" (escaped); "TYPE" is another key
 		`{"type":"\u0063ontent_block_delta","TYPE":"error","delta":{"text":"hi"}}`,
