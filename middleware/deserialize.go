@@ -177,7 +177,9 @@ func (b *streamBody) readAhead() error {
 		b.obs.event()
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
 		if !nonContent {
-			b.guard.markContent()
+			if !b.guard.markContent() {
+				return b.readError(errStalled) // the guard cut the attempt before this frame was taken
+			}
 			b.firstContent()
 		}
 		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
@@ -253,13 +255,19 @@ func (b *streamBody) nextFrame() {
 			return
 		}
 		if f.MessageType() == framing.MessageTypeEvent {
+			content := false
+			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
+				_, nonContent := b.opts.nonContent[string(f.EventType())]
+				content = !nonContent
+			}
+			if content && !b.guard.markContent() {
+				b.err = b.readError(errStalled) // the guard cut the stream before this frame was taken
+				return
+			}
 			b.info.Events++
 			b.obs.event()
-			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
-				if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
-					b.guard.markContent()
-					b.firstContent()
-				}
+			if content {
+				b.firstContent()
 			}
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
