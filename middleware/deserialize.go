@@ -186,11 +186,23 @@ func (b *streamBody) readAhead() error {
 			b.next = f.Bytes() // the first content (or the limit's overflow): replayed from the scanner's buffer
 			break
 		}
-		ahead = append(ahead, f.Bytes()...)
+		ahead = appendBounded(ahead, f.Bytes(), b.opts.readAheadLimit)
 	}
 	b.pending = ahead
 	b.info.Events = events
 	return nil
+}
+
+// appendBounded appends frame to ahead, growing it to no more than limit
+// (the caller keeps len(ahead)+len(frame) within limit): what the
+// read-ahead holds is the capacity, not the length.
+func appendBounded(ahead, frame []byte, limit int) []byte {
+	if need := len(ahead) + len(frame); need > cap(ahead) {
+		grown := make([]byte, len(ahead), min(max(2*cap(ahead), need, 512), limit))
+		copy(grown, ahead)
+		ahead = grown
+	}
+	return append(ahead, frame...)
 }
 
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
