@@ -237,7 +237,7 @@ func (g *stallGuard) stop() {
 func (g *stallGuard) stalled() error {
 	switch g.state.Load() & stallMask {
 	case stallFirstEvent:
-		return &stallError{what: "no content event", d: g.firstEvent, after: "of the response headers", option: "WithFirstEventTimeout"}
+		return &stallError{what: "no content event", d: g.firstEvent, after: "of waiting for bytes since the response headers", option: "WithFirstEventTimeout"}
 	case stallIdle:
 		return &stallError{what: "no byte", d: g.idle, after: "while the next frame was awaited", option: "WithIdleTimeout"}
 	}
