@@ -177,18 +177,32 @@ func (b *streamBody) readAhead() error {
 		b.obs.event()
 		_, nonContent := b.opts.nonContent[string(f.EventType())]
 		if !nonContent {
-			b.guard.markContent()
+			if !b.guard.markContent() {
+				return b.readError(errStalled) // the guard cut the attempt before this frame was taken
+			}
 			b.firstContent()
 		}
 		if !nonContent || len(ahead)+len(f.Bytes()) > b.opts.readAheadLimit {
 			b.next = f.Bytes() // the first content (or the limit's overflow): replayed from the scanner's buffer
 			break
 		}
-		ahead = append(ahead, f.Bytes()...)
+		ahead = appendBounded(ahead, f.Bytes(), b.opts.readAheadLimit)
 	}
 	b.pending = ahead
 	b.info.Events = events
 	return nil
+}
+
+// appendBounded appends frame to ahead, growing it to no more than limit
+// (the caller keeps len(ahead)+len(frame) within limit): what the
+// read-ahead holds is the capacity, not the length.
+func appendBounded(ahead, frame []byte, limit int) []byte {
+	if need := len(ahead) + len(frame); need > cap(ahead) {
+		grown := make([]byte, len(ahead), min(max(2*cap(ahead), need, 512), limit))
+		copy(grown, ahead)
+		ahead = grown
+	}
+	return append(ahead, frame...)
 }
 
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
@@ -253,13 +267,19 @@ func (b *streamBody) nextFrame() {
 			return
 		}
 		if f.MessageType() == framing.MessageTypeEvent {
+			content := false
+			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
+				_, nonContent := b.opts.nonContent[string(f.EventType())]
+				content = !nonContent
+			}
+			if content && !b.guard.markContent() {
+				b.err = b.readError(errStalled) // the guard cut the stream before this frame was taken
+				return
+			}
 			b.info.Events++
 			b.obs.event()
-			if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
-				if _, nonContent := b.opts.nonContent[string(f.EventType())]; !nonContent {
-					b.guard.markContent()
-					b.firstContent()
-				}
+			if content {
+				b.firstContent()
 			}
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain

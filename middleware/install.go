@@ -71,7 +71,8 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 //
 //	c := sagemakerruntime.NewFromConfig(cfg, sagemakerruntime.WithAPIOptions(middleware.APIOption()))
 //
-// On an operation without a response event stream it installs nothing,
+// On an operation without a response event stream it installs nothing
+// (an invalid option still fails the call, as on every operation),
 // unless a budget is set (WithBudget): the budget is then the retryer of
 // every operation, so its call state and retryer check go on all of them
 // (see WithBudget). Installing
@@ -120,12 +121,12 @@ var bodyGuard = &bodyGuardMiddleware{}
 // for every operation; on any other operation without a budget, nothing,
 // at no cost per call.
 func install(stack *smithymiddleware.Stack, r *resolved) error {
+	if r.err != nil {
+		return r.err // an invalid option fails every operation's call, streaming or not
+	}
 	streaming := hasResponseStreamOnly(stack)
 	if !streaming && r.budget == nil {
 		return nil
-	}
-	if r.err != nil {
-		return r.err
 	}
 	if m, ok := stack.Finalize.Get(FinalizeID); ok {
 		return reinstall(stack, m.(*finalizeMiddleware).opts, r)

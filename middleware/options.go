@@ -131,10 +131,13 @@ func WithBudget(budget *backoff.Budget) Option {
 // event within d of its response headers: the plugin closes the connection
 // and the attempt fails with a retryable *smithyext.StatusError (code
 // classify.CodeStreamStalled, no HTTP status), which the client's retryer
-// retries like a first-frame throttle. Non-content events
-// (NonContentEvents, such as messageStart) do not stop the clock. It
-// measures time to first content, the model's cold start included: pick d
-// well above the model's usual time to first token.
+// retries with its backoff and quota, at the cost of a transient failure
+// (not a throttle's discount). Non-content events (NonContentEvents, such
+// as messageStart) do not stop the clock. The clock counts the time the
+// plugin waits for bytes: when the read-ahead hands the stream over before
+// content (ReadAheadLimit), the time the consumer spends before its next
+// read does not count. It measures time to first content, the model's cold
+// start included: pick d well above the model's usual time to first token.
 //
 // Off by default. Given per call (as an argument of the operation), it
 // overrides the timeouts of the client's installation for that call.

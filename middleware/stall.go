@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,30 +17,48 @@ import (
 // itself when a timeout expires, which ends the blocked read; the read's
 // error is then reported as the stall.
 //
-// Cost on the hot path: two atomic additions per read of the body (a
-// sequence number whose odd values mean "a read is waiting"), no clock, no
-// timer call, no allocation. One timer per stream does the rest: it fires
-// at the first-event deadline, and every quarter of the idle timeout, where
-// it fires the stall when the same read has been waiting through a whole
-// idle timeout. So an idle stall is reported between 1 and 1.25 idle
-// timeouts after the last byte, the first-event stall on time; time the
-// consumer spends on an event, with no read waiting, never counts.
+// Cost on the hot path: two atomic additions and one atomic load per read
+// of the body (a sequence number whose odd values mean "a read is
+// waiting"), no clock, no timer call, no allocation. Until the first content
+// event, each read also takes a mutex and reads the clock twice, to add the
+// time it waited to the first-event clock. One timer per stream does the
+// rest. The first-event clock counts only the time reads wait before the
+// first content event, from the response headers on: when the read-ahead
+// hands the stream over early (ReadAheadLimit) and the consumer is busy
+// with the events it got, no read waits and the clock stands still. The
+// timer fires when that waiting time reaches the first-event timeout (late
+// by up to a quarter of it when the last of it is spent across a pause of
+// the consumer), and every quarter of the idle timeout, where it fires the
+// stall when the same read has been waiting through a whole idle timeout.
+// So an idle stall is reported between 1 and 1.25 idle timeouts after the
+// last byte; time the consumer spends on an event, with no read waiting,
+// never counts for either timeout.
+//
+// The first content event is taken (markContent) and a stall is fired
+// (fire) under one atomic state: once the first content event is taken, the
+// first-event timeout can no longer fire, and once a stall has fired, no
+// content event is taken: the attempt fails before content, so the retryer
+// runs it again, rather than delivering one event and failing after it.
 //
 // Read runs on one goroutine at a time (the read-ahead, then the SDK's
 // reader); the timer's function runs on its own and touches only atomics,
-// its own fields and the body's close.
+// the mutex-guarded wait times, its own fields and the body's close.
 type stallGuard struct {
 	src      io.Reader
 	closeSrc func()
 	timer    *time.Timer // nil: the guard is off
 
 	firstEvent, idle time.Duration
-	base             time.Time // the response headers' arrival
 
-	reads       atomic.Uint64 // incremented before and after each read: odd while one waits
-	contentSeen atomic.Bool   // the first content event arrived
-	fired       atomic.Uint32 // the stallReason that fired, 0 for none
-	stopped     atomic.Bool
+	reads   atomic.Uint64 // incremented before and after each read: odd while one waits
+	state   atomic.Uint32 // the stallReason that fired, 0 for none; | contentTaken
+	stopped atomic.Bool
+
+	// The first-event clock: the time reads waited before the first
+	// content event. Only while the first-event timeout runs.
+	mu           sync.Mutex
+	waited       time.Duration // by the reads that returned
+	waitingSince time.Time     // the start of the read waiting now; zero if none
 
 	// Owned by the timer's function.
 	lastRead     uint64 // the waiting read seen at the previous tick
@@ -52,6 +71,9 @@ type stallReason = uint32
 const (
 	stallFirstEvent stallReason = iota + 1
 	stallIdle
+
+	stallMask    = 0x0f
+	contentTaken = 0x10 // in state: the first content event was taken
 )
 
 // idleTicks is how many timer ticks make one idle timeout.
@@ -60,30 +82,66 @@ const idleTicks = 4
 // start turns the guard on for a stream whose headers just arrived.
 func (g *stallGuard) start(src io.Reader, closeSrc func(), firstEvent, idle time.Duration) {
 	g.src, g.closeSrc, g.firstEvent, g.idle = src, closeSrc, firstEvent, idle
-	g.base = time.Now()
-	g.timer = time.AfterFunc(g.nextTick(0), g.tick)
+	g.timer = time.AfterFunc(g.nextTick(0, false), g.tick)
 }
 
 // Read reads from the body, marked as waiting.
 func (g *stallGuard) Read(p []byte) (int, error) {
+	if g.firstEvent > 0 && g.state.Load()&contentTaken == 0 {
+		return g.readBeforeContent(p)
+	}
 	g.reads.Add(1)
 	n, err := g.src.Read(p)
 	g.reads.Add(1)
-	if err != nil && g.fired.Load() != 0 {
+	if err != nil && g.state.Load()&stallMask != 0 {
 		err = errStalled // even a clean io.EOF: the body was cut by the guard
 	}
 	return n, err
 }
 
+// readBeforeContent is Read while the first-event clock runs: the time the
+// read waits counts.
+func (g *stallGuard) readBeforeContent(p []byte) (int, error) {
+	g.mu.Lock()
+	g.waitingSince = time.Now()
+	g.mu.Unlock()
+	g.reads.Add(1)
+	n, err := g.src.Read(p)
+	g.reads.Add(1)
+	g.mu.Lock()
+	g.waited += time.Since(g.waitingSince)
+	g.waitingSince = time.Time{}
+	g.mu.Unlock()
+	if err != nil && g.state.Load()&stallMask != 0 {
+		err = errStalled
+	}
+	return n, err
+}
+
+// firstEventWait returns the time reads waited before the first content
+// event, and whether one waits now.
+func (g *stallGuard) firstEventWait() (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waitingSince.IsZero() {
+		return g.waited, false
+	}
+	return g.waited + time.Since(g.waitingSince), true
+}
+
 // tick runs on the timer.
 func (g *stallGuard) tick() {
-	if g.stopped.Load() || g.fired.Load() != 0 {
+	if g.stopped.Load() || g.state.Load()&stallMask != 0 {
 		return
 	}
-	elapsed := time.Since(g.base)
-	if g.firstEvent > 0 && elapsed >= g.firstEvent && !g.contentSeen.Load() {
-		g.fire(stallFirstEvent)
-		return
+	var waited time.Duration
+	var waiting bool
+	if g.firstEvent > 0 && g.state.Load()&contentTaken == 0 {
+		waited, waiting = g.firstEventWait()
+		if waiting && waited >= g.firstEvent {
+			g.fire(stallFirstEvent)
+			return
+		}
 	}
 	if g.idle > 0 {
 		// The same read waiting at this tick and at the previous ones has
@@ -101,39 +159,71 @@ func (g *stallGuard) tick() {
 			g.lastRead, g.waitedTicks = r, 1
 		}
 	}
-	if next := g.nextTick(elapsed); next > 0 {
+	if next := g.nextTick(waited, waiting); next > 0 {
 		g.timer.Reset(next)
 	}
 }
 
-// nextTick is the time from elapsed to the next tick, 0 for none.
-func (g *stallGuard) nextTick(elapsed time.Duration) time.Duration {
+// nextTick is the time to the next tick, 0 for none, given the time reads
+// waited for the first content event and whether one waits now.
+func (g *stallGuard) nextTick(waited time.Duration, waiting bool) time.Duration {
 	var next time.Duration
 	if g.idle > 0 {
 		next = max(g.idle/idleTicks, time.Millisecond)
 	}
-	if g.firstEvent > 0 && !g.contentSeen.Load() {
-		if left := g.firstEvent - elapsed; next == 0 || left < next {
+	if g.firstEvent > 0 && g.state.Load()&contentTaken == 0 {
+		left := g.firstEvent - waited
+		if !waiting {
+			// The clock stands still until a read waits: look again
+			// after what is left, but not in a busy loop.
+			left = max(left, g.firstEvent/idleTicks)
+		}
+		if next == 0 || left < next {
 			next = max(left, 1)
 		}
 	}
 	return next
 }
 
-// fire records the stall and closes the body, ending a blocked read.
+// fire records the stall and closes the body, ending a blocked read. A
+// first-event stall does not fire once the first content event was taken.
 func (g *stallGuard) fire(reason stallReason) {
-	if g.fired.CompareAndSwap(0, reason) {
-		g.closeSrc()
+	for {
+		s := g.state.Load()
+		if s&stallMask != 0 || (reason == stallFirstEvent && s&contentTaken != 0) {
+			return
+		}
+		if g.state.CompareAndSwap(s, s|reason) {
+			g.closeSrc()
+			return
+		}
 	}
 }
 
-// awaitingContent reports whether the first-event timeout still runs.
+// awaitingContent reports whether the guard is on and the first content
+// event was not taken yet.
 func (g *stallGuard) awaitingContent() bool {
-	return g.timer != nil && g.firstEvent > 0 && !g.contentSeen.Load()
+	return g.timer != nil && g.state.Load()&contentTaken == 0
 }
 
-// markContent stops the first-event timeout.
-func (g *stallGuard) markContent() { g.contentSeen.Store(true) }
+// markContent takes the first content event: it stops the first-event
+// timeout, and reports whether the event may be delivered. It reports
+// false when a stall fired before: the guard closed the body while the
+// read completing the event returned, and the attempt must fail as that
+// stall, before content.
+func (g *stallGuard) markContent() bool {
+	for {
+		s := g.state.Load()
+		switch {
+		case s&contentTaken != 0:
+			return true
+		case s&stallMask != 0:
+			return false
+		case g.state.CompareAndSwap(s, s|contentTaken):
+			return true
+		}
+	}
+}
 
 // stop turns the guard off for good (the stream has ended).
 func (g *stallGuard) stop() {
@@ -145,9 +235,9 @@ func (g *stallGuard) stop() {
 
 // stalled returns the stall the guard detected, or nil.
 func (g *stallGuard) stalled() error {
-	switch g.fired.Load() {
+	switch g.state.Load() & stallMask {
 	case stallFirstEvent:
-		return &stallError{what: "no content event", d: g.firstEvent, after: "of the response headers", option: "WithFirstEventTimeout"}
+		return &stallError{what: "no content event", d: g.firstEvent, after: "of waiting for bytes since the response headers", option: "WithFirstEventTimeout"}
 	case stallIdle:
 		return &stallError{what: "no byte", d: g.idle, after: "while the next frame was awaited", option: "WithIdleTimeout"}
 	}

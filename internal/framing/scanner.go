@@ -61,7 +61,7 @@ type FrameError struct {
 	// ErrHeaders or ErrTruncated.
 	Err error
 	// Detail describes the failure, for example
-	// "total length 17000000 exceeds 16777216".
+	// "payload length 25165825 exceeds the event-stream limit of 25165824 bytes".
 	Detail string
 	// Cause is the underlying read error when Err is ErrTruncated
 	// (io.ErrUnexpectedEOF when the stream simply ended), else nil.

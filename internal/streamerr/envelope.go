@@ -33,28 +33,84 @@ func (c *Classifier) chunkEnvelope(s Stream, f *framing.Frame) *smithyext.Status
 	if f.MessageType() != framing.MessageTypeEvent || string(f.EventType()) != "chunk" || !mayBeEnvelope(f.Payload()) {
 		return nil
 	}
-	var chunk struct {
-		Bytes []byte `json:"bytes"` // base64 in the JSON, decoded by encoding/json
-	}
-	if json.Unmarshal(f.Payload(), &chunk) != nil {
+	env, ok := chunkBytes(f.Payload())
+	if !ok || !json.Valid(env) {
 		return nil
 	}
-	var env struct {
-		Type  string `json:"type"`
-		Error struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(chunk.Bytes, &env) != nil || env.Type != "error" {
+	if typ, ok := stringMember(env, "type"); !ok || typ != "error" {
 		return nil
 	}
-	code := env.Error.Type
+	var code, msg string
+	if errObj, ok := member(env, "error"); ok {
+		code, _ = stringMember(errObj, "type")
+		msg, _ = stringMember(errObj, "message")
+	}
 	if code == "" {
 		code = "error"
 	}
 	o := c.outcome(classify.AnthropicServiceID, code)
-	return s.statusError(smithyext.KindEnvelope, o, env.Error.Message, &smithy.GenericAPIError{Code: code, Message: env.Error.Message, Fault: smithy.FaultUnknown})
+	return s.statusError(smithyext.KindEnvelope, o, msg, &smithy.GenericAPIError{Code: code, Message: msg, Fault: smithy.FaultUnknown})
+}
+
+// The confirmation decodes JSON with exact keys, as the pre-scan reads it:
+// encoding/json's struct decoding would match keys case-insensitively
+// ("TYPE" for "type") and keep the last of duplicate keys, so content
+// could pass for an envelope. A key is compared once unescaped
+// ("\u0074ype" is "type"), and the first member with the key counts, as
+// in the pre-scan.
+
+// chunkBytes returns the decoded base64 of the "bytes" member of a chunk
+// payload ({"bytes":"<base64>"}).
+func chunkBytes(payload []byte) ([]byte, bool) {
+	if !json.Valid(payload) {
+		return nil, false
+	}
+	raw, ok := member(payload, "bytes")
+	if !ok {
+		return nil, false
+	}
+	var b []byte // base64 in the JSON, decoded by encoding/json
+	if json.Unmarshal(raw, &b) != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// member returns the value of the first member of the JSON object obj
+// whose key, unescaped, is exactly key. obj is valid JSON.
+func member(obj []byte, key string) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return nil, false
+		}
+		if k, _ := t.(string); k == key {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// stringMember returns the member key of the JSON object obj when it is a
+// string.
+func stringMember(obj []byte, key string) (string, bool) {
+	raw, ok := member(obj, key)
+	if !ok || len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
 }
 
 var bytesKey = []byte(`"bytes"`)
@@ -73,7 +129,7 @@ func mayBeEnvelope(payload []byte) bool {
 		return false
 	}
 	if bytes.IndexByte(b64, '\\') >= 0 {
-		return true // a JSON escape inside the base64 (\/): let encoding/json decide
+		return true // a JSON escape inside the base64 (\/): let the decode decide
 	}
 	var (
 		sc  topLevelType
@@ -143,7 +199,8 @@ const (
 // nested objects and arrays, scalars) without decoding them, so "type"
 // inside a nested value or a string never counts. It checks only the
 // structure it needs: invalid JSON may get a yes, which the decode that
-// follows rejects.
+// follows rejects. A JSON escape in a key before the first plain "type", or
+// in the type's value, also gets a yes: the exact decode unescapes it.
 type topLevelType struct {
 	state    scanState
 	n        int  // bytes of the current key or type value seen
@@ -191,10 +248,8 @@ func (s *topLevelType) feed(p []byte) answer {
 			}
 		case stKey:
 			switch {
-			case s.escaped:
-				s.escaped = false
 			case c == '\\':
-				s.escaped, s.match = true, false // an escaped key: not a plain "type"
+				return answerYes // an escaped key ("\u0074ype" is "type"): let the exact decode decide
 			case c == '"':
 				s.isType = s.match && s.n == len("type")
 				s.state = stColon
@@ -228,7 +283,7 @@ func (s *topLevelType) feed(p []byte) answer {
 		case stTypeValue:
 			switch {
 			case c == '\\':
-				return answerYes // an escaped value: let encoding/json decide
+				return answerYes // an escaped value: let the exact decode decide
 			case c == '"':
 				if s.match && s.n == len("error") {
 					return answerYes
