@@ -36,8 +36,11 @@ func TestStallBeforeContentIsRetried(t *testing.T) {
 	if got := p.Recorded["StreamStalled before_content"]; got != 8 {
 		t.Errorf("plugin recorded %d StreamStalled before_content, want 8: %v", got, p.Recorded)
 	}
-	if b.Completed != 8 || b.TransparentRetries != 0 || b.WallMs < ms(2*pause) {
-		t.Errorf("bare SDK: %d completed, %d retries, wall %v ms; want 8, 0 and at least two pauses", b.Completed, b.TransparentRetries, b.WallMs)
+	// The bare side waits every pause out. It may still lose a stream to
+	// the SDK's request-body race (DESIGN §3), so its completions are not
+	// pinned, only that it neither retried nor cut the pauses.
+	if b.TransparentRetries != 0 || b.WallMs < ms(2*pause) {
+		t.Errorf("bare SDK: %d completed, %d retries, wall %v ms; want 0 retries and at least two pauses", b.Completed, b.TransparentRetries, b.WallMs)
 	}
 	if p.WallMs >= ms(pause) {
 		t.Errorf("plugin wall time %v ms: it waited a %v pause out instead of cutting it at 200ms", p.WallMs, pause)
