@@ -2,15 +2,10 @@ package middleware
 
 import (
 	"context"
-	"go/ast"
-	"go/doc"
-	"go/parser"
-	"go/token"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/streamstatus/streamstatus/classify"
+	"github.com/streamstatus/streamstatus/internal/examplecheck"
 	"github.com/streamstatus/streamstatus/internal/streamerr"
 	"github.com/streamstatus/streamstatus/smithyext"
 )
@@ -45,70 +40,14 @@ func TestDefect_SourceAttributeSpelledTwoWays(t *testing.T) {
 // no example for any of them (ExampleWithClassifier uses the two new options
 // but is attached to WithClassifier).
 func TestDefect_MiddlewareEntryPointsWithoutExample(t *testing.T) {
-	runs, unseen := examples(t)
+	runs, unseen := examplecheck.Examples(t, ".")
 	if len(unseen) > 0 {
 		t.Errorf("examples with an Output comment that go test never runs: %v", unseen)
 	}
 	for _, name := range []string{"WithBedrock", "APIOption", "AppendMiddlewares", "WithBudget", "WithClassifier",
 		"WithFirstEventTimeout", "WithIdleTimeout", "WithReadAheadLimit", "WithDisableErrorEnvelopes"} {
-		if !documented(runs, name) {
+		if !examplecheck.Documented(runs, name) {
 			t.Errorf("middleware.%s has no runnable Example%s", name, name)
 		}
 	}
-}
-
-// examples parses the package's test files and returns, by Example function
-// name ("ExampleNewBudget_custom"), whether go test runs it (whether go/doc
-// finds its output comment, as go test does), and the Example functions
-// whose body has an "Output:" line comment that go test does not see: a
-// comment just above it merges into one group, and go test then compiles
-// the example without running it.
-func examples(t *testing.T) (runs map[string]bool, unseen []string) {
-	t.Helper()
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool { return strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []*ast.File
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			files = append(files, f)
-		}
-	}
-	runs = map[string]bool{}
-	for _, ex := range doc.Examples(files...) {
-		runs["Example"+ex.Name] = ex.Output != "" || ex.EmptyOutput
-	}
-	for _, f := range files {
-		for _, d := range f.Decls {
-			fn, ok := d.(*ast.FuncDecl)
-			if !ok || !strings.HasPrefix(fn.Name.Name, "Example") || fn.Recv != nil {
-				continue
-			}
-			for _, cg := range f.Comments {
-				if cg.Pos() < fn.Body.Lbrace || cg.End() > fn.Body.Rbrace {
-					continue
-				}
-				for _, c := range cg.List {
-					if s := strings.TrimSpace(strings.TrimPrefix(c.Text, "//")); strings.HasPrefix(s, "Output:") && !runs[fn.Name.Name] {
-						unseen = append(unseen, fn.Name.Name)
-					}
-				}
-			}
-		}
-	}
-	return runs, unseen
-}
-
-// documented reports whether go doc attaches a run example to name
-// ("WithBudget", "Budget_NewStandard"): Example<name> or
-// Example<name>_<suffix>.
-func documented(runs map[string]bool, name string) bool {
-	for ex, ok := range runs {
-		if ok && (ex == "Example"+name || strings.HasPrefix(ex, "Example"+name+"_") && len(ex) > len("Example"+name+"_") && ex[len("Example"+name+"_")] >= 'a' && ex[len("Example"+name+"_")] <= 'z') {
-			return true
-		}
-	}
-	return false
 }
