@@ -148,8 +148,10 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 		}
 	}
-	if err := addObserver(stack); err != nil {
-		return err
+	if streaming { // non-streaming operations have no stream to observe
+		if err := addObserver(stack); err != nil {
+			return err
+		}
 	}
 	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
 		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {

@@ -3,7 +3,7 @@ package middleware
 import (
 	"fmt"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamstatus/streamstatus/backoff"
@@ -172,9 +172,11 @@ type resolved struct {
 	// gets, built once.
 	deserialize *deserializeMiddleware
 	finalize    *finalizeMiddleware
-	// merged caches, per earlier installation on a stack, the options
-	// merged with this one's (see over).
-	merged sync.Map // *resolved -> *resolved
+	// merged caches the last merge of this installation's options over an
+	// earlier installation's (see over): one entry, so an option value
+	// reused over many earlier installations (clients built per tenant, a
+	// per-call option shared across them) holds nothing more.
+	merged atomic.Pointer[mergedOptions]
 
 	// Stall timeouts (0: off); err reports an invalid value on the first
 	// call.
@@ -228,14 +230,16 @@ func resolveOptions(o Options) *resolved {
 // config-wide, then client, then call). It returns earlier itself when this
 // installation changes nothing.
 func (r *resolved) over(earlier *resolved) *resolved {
-	if m, ok := r.merged.Load(earlier); ok {
-		return m.(*resolved)
+	if m := r.merged.Load(); m != nil && m.earlier == earlier {
+		return m.merged
 	}
 	o, later, changed := earlier.given, r.given, false
 	if later.Classifier != nil && later.Classifier != o.Classifier {
 		o.Classifier, changed = later.Classifier, true
 	}
-	if later.NonContentEvents != nil && !slices.Equal(later.NonContentEvents, o.NonContentEvents) {
+	// An explicit empty list (every event is content) differs from the
+	// default (nil), although slices.Equal says they are equal.
+	if later.NonContentEvents != nil && (o.NonContentEvents == nil || !slices.Equal(later.NonContentEvents, o.NonContentEvents)) {
 		o.NonContentEvents, changed = later.NonContentEvents, true
 	}
 	if (later.readAheadSet || later.ReadAheadLimit != 0) && later.ReadAheadLimit != o.ReadAheadLimit {
@@ -257,6 +261,9 @@ func (r *resolved) over(earlier *resolved) *resolved {
 	if changed {
 		merged = resolveOptions(o)
 	}
-	m, _ := r.merged.LoadOrStore(earlier, merged)
-	return m.(*resolved)
+	r.merged.Store(&mergedOptions{earlier: earlier, merged: merged})
+	return merged
 }
+
+// mergedOptions is one cached result of over.
+type mergedOptions struct{ earlier, merged *resolved }

@@ -50,9 +50,11 @@ func TestDefect_MergedCacheGrowsPerCall(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	entries := 0
-	shared.merged.Range(func(_, _ any) bool { entries++; return true })
+	if shared.merged.Load() != nil {
+		entries = 1 // the cache holds at most the last merge
+	}
 	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	if entries > 2 {
+	if entries > 2 || held > 4<<20 {
 		t.Errorf("after %d calls the shared option's merged cache holds %d entries (heap held grew by %d bytes, %d per call); want it bounded",
 			calls+1, entries, held, held/calls)
 	}
