@@ -73,17 +73,7 @@ local n = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 
 local tokens = redis.call("GET", key)
-if not tokens then
-  return {1, capacity}
-end
-tokens = tonumber(tokens) + n
-if tokens >= capacity then
-  redis.call("DEL", key)
-  return {1, capacity}
-end
-redis.call("SET", key, tokens, "PX", ttl)
-return {1, tokens}
-`)
+` + luaPutBack)
 
 // releaseScript gives back the n tokens of the take with this id, once:
 // the release of a granted take. A record that expired (a take older than
@@ -103,17 +93,7 @@ if redis.call("GET", rec) == "x" then
   return {0, capacity}
 end
 redis.call("SET", rec, "x", "PX", recttl)
-if not tokens then
-  return {1, capacity}
-end
-tokens = tonumber(tokens) + n
-if tokens >= capacity then
-  redis.call("DEL", key)
-  return {1, capacity}
-end
-redis.call("SET", key, tokens, "PX", ttl)
-return {1, tokens}
-`)
+` + luaPutBack)
 
 // cancelScript undoes the take with this id, whose answer the caller never
 // saw: if it ran, its tokens go back; if it has not run yet, the record
@@ -138,11 +118,22 @@ end
 if tokens == capacity then
   return {1, capacity}
 end
-tokens = tokens + tonumber(done)
+local n = tonumber(done)
+` + luaPutBack)
+
+// luaPutBack ends the scripts that give tokens back: n tokens onto the
+// bucket's count (tokens, a string or number as read; nil means a missing
+// key, that is a full bucket), never above capacity; a bucket that comes
+// back to full is deleted, since a missing key already means full.
+const luaPutBack = `
+if not tokens then
+  return {1, capacity}
+end
+tokens = tonumber(tokens) + n
 if tokens >= capacity then
   redis.call("DEL", key)
   return {1, capacity}
 end
 redis.call("SET", key, tokens, "PX", ttl)
 return {1, tokens}
-`)
+`
