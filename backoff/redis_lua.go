@@ -39,13 +39,7 @@ local n = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local recttl = tonumber(ARGV[4])
 
-local tokens = redis.call("GET", key)
-if tokens then
-  tokens = math.min(tonumber(tokens), capacity)
-else
-  tokens = capacity
-end
-
+` + luaTokensLeft + `
 local done = redis.call("GET", rec)
 if done == "x" then
   return {-1, tokens}
@@ -104,13 +98,7 @@ local capacity = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[3])
 local recttl = tonumber(ARGV[4])
 
-local tokens = redis.call("GET", key)
-if tokens then
-  tokens = math.min(tonumber(tokens), capacity)
-else
-  tokens = capacity
-end
-local done = redis.call("GET", rec)
+` + luaTokensLeft + `local done = redis.call("GET", rec)
 redis.call("SET", rec, "x", "PX", recttl)
 if not done or done == "x" then
   return {0, tokens}
@@ -136,4 +124,14 @@ if tokens >= capacity then
 end
 redis.call("SET", key, tokens, "PX", ttl)
 return {1, tokens}
+`
+
+// luaTokensLeft reads the bucket's count into tokens, never above capacity;
+// a missing key is a full bucket.
+const luaTokensLeft = `local tokens = redis.call("GET", key)
+if tokens then
+  tokens = math.min(tonumber(tokens), capacity)
+else
+  tokens = capacity
+end
 `
