@@ -61,9 +61,8 @@ type stallGuard struct {
 	waitingSince time.Time     // the start of the read waiting now; zero if none
 
 	// Owned by the timer's function.
-	lastRead     uint64 // the waiting read seen at the previous tick
-	waitedTicks  int    // ticks the same read has been seen waiting
-	ticksPerIdle int
+	lastRead    uint64 // the waiting read seen at the previous tick
+	waitedTicks int    // ticks the same read has been seen waiting
 }
 
 type stallReason = uint32
