@@ -127,8 +127,9 @@ type frameSpan struct {
 // next call to Next; copy what must outlive it. The zero Frame is empty: it
 // has no bytes, no headers and no payload.
 type Frame struct {
-	buf    []byte // the whole frame, prelude to message CRC
-	hdrEnd uint32 // PreludeLen + headers length
+	buf     []byte // the whole frame, prelude to message CRC; with partial, its head
+	hdrEnd  uint32 // PreludeLen + headers length
+	partial bool   // buf is the head NextHead read: prelude, headers, a payload prefix
 
 	msgType       MessageType
 	eventType     frameSpan
@@ -146,7 +147,8 @@ func (f *Frame) span(sp frameSpan) []byte {
 }
 
 // Bytes returns the whole frame exactly as it was on the wire, from the
-// prelude through the message CRC.
+// prelude through the message CRC; for a partial frame (Scanner.NextHead),
+// the bytes read so far: the prelude, the headers and a payload prefix.
 func (f *Frame) Bytes() []byte {
 	if len(f.buf) == 0 {
 		return nil
@@ -154,14 +156,23 @@ func (f *Frame) Bytes() []byte {
 	return f.buf[:len(f.buf):len(f.buf)]
 }
 
-// Payload returns the frame's payload (possibly empty).
+// Payload returns the frame's payload (possibly empty); for a partial frame,
+// the payload prefix read so far.
 func (f *Frame) Payload() []byte {
+	if f.partial {
+		return f.buf[f.hdrEnd:len(f.buf):len(f.buf)]
+	}
 	if len(f.buf) < MinFrameLen {
 		return nil
 	}
 	end := len(f.buf) - 4
 	return f.buf[f.hdrEnd:end:end]
 }
+
+// Partial reports whether the frame is the head of a frame Scanner.NextHead
+// read in part: its payload is still to be read (Scanner.ReadRest,
+// Scanner.Finish) or completed (Scanner.Complete).
+func (f *Frame) Partial() bool { return f.partial }
 
 // MessageType reports the frame's :message-type header. Only a string-typed
 // header counts; if the header repeats, the last one wins.
@@ -191,7 +202,7 @@ func (f *Frame) ContentType() []byte { return f.span(f.contentType) }
 // duplicates and non-string well-known headers included.
 func (f *Frame) Headers() iter.Seq[Header] {
 	return func(yield func(Header) bool) {
-		if len(f.buf) < MinFrameLen {
+		if f.hdrEnd < PreludeLen || len(f.buf) < int(f.hdrEnd) {
 			return
 		}
 		end := int(f.hdrEnd)

@@ -117,16 +117,28 @@ func (e *FrameError) Unwrap() []error {
 
 // Scanner reads AWS event-stream frames from an io.Reader, one per call to
 // [Scanner.Next]. It validates lengths, both CRCs and the header block of
-// every frame, and in steady state allocates nothing: frames are read into
-// one reused buffer that grows only to the largest frame seen. A Scanner is
-// not safe for concurrent use.
+// every frame, and in steady state allocates nothing: frames of up to
+// MaxPooledLen bytes are read into buffers from a pool shared by all
+// scanners, taken when a frame's prelude has arrived and given back when
+// the next call begins (so a scanner waiting for such a frame holds no
+// buffer); a larger frame gets a buffer of exactly its size, which the
+// scanner keeps for later frames until Release. A Scanner is not safe for
+// concurrent use.
 type Scanner struct {
 	r     io.Reader
 	off   int64
 	err   error
 	buf   []byte
+	bufp  *[]byte // buf's pool entry (pool.go), nil when buf is not pooled
 	pre   [PreludeLen]byte
 	frame Frame
+
+	// A frame read by NextHead whose rest has not been read yet.
+	start   int64   // the frame's offset
+	payload int     // payload bytes still to read (ReadRest)
+	partial bool    // the frame's message CRC is still to read (Finish)
+	crc     uint32  // the message CRC of the bytes read so far
+	trailer [4]byte // the message CRC, once Finish read it
 }
 
 // NewScanner returns a Scanner that reads frames from r. The Scanner makes two
@@ -139,7 +151,15 @@ func NewScanner(r io.Reader) *Scanner {
 // Reset makes s read frames from r as if it were new, keeping the buffer it
 // has grown. The zero Scanner is ready for Reset.
 func (s *Scanner) Reset(r io.Reader) {
-	*s = Scanner{r: r, buf: s.buf[:0]}
+	*s = Scanner{r: r, buf: s.buf[:0], bufp: s.bufp}
+}
+
+// Release returns the scanner's frame buffer to the shared pool and makes
+// s a zero Scanner. The frame Next returned last, and every slice of it, must
+// not be used afterwards.
+func (s *Scanner) Release() {
+	s.putBuf()
+	*s = Scanner{}
 }
 
 // Offset returns the number of bytes consumed from the reader so far.
@@ -167,74 +187,77 @@ func (s *Scanner) Next() (*Frame, error) {
 	}
 	f, err := s.next()
 	if err != nil {
-		s.err = err
-		s.frame = Frame{}
-		return nil, err
+		return nil, s.fail(err)
 	}
 	return f, nil
 }
 
 func (s *Scanner) next() (*Frame, error) {
+	if s.partial {
+		return nil, fmt.Errorf("framing: Next called before the rest of the frame at offset %d was read", s.start)
+	}
+	total, headersLen, preCRC, err := s.prelude()
+	if err != nil {
+		return nil, err
+	}
+	return s.rest(total, headersLen, preCRC)
+}
+
+// prelude gives the buffer of the previous frame back, then reads and
+// validates the next frame's prelude into s.pre. It returns the frame's
+// total and headers lengths and the prelude's CRC; s.start is the frame's
+// offset.
+func (s *Scanner) prelude() (total, headersLen, preCRC uint32, err error) {
+	if s.bufp != nil {
+		s.putBuf() // the previous frame is done with: a pooled buffer is not held while waiting
+	}
+	s.frame = Frame{}
 	start := s.off
+	s.start = start
 	n, err := io.ReadFull(s.r, s.pre[:])
 	s.off += int64(n)
 	if err != nil {
 		if n == 0 {
-			return nil, err // clean io.EOF, or a transport error between frames
+			return 0, 0, 0, err // clean io.EOF, or a transport error between frames
 		}
-		return nil, s.truncated(start, "prelude", n, PreludeLen, err)
+		return 0, 0, 0, s.truncated(start, "prelude", n, PreludeLen, err)
 	}
 
-	total := binary.BigEndian.Uint32(s.pre[0:4])
-	headersLen := binary.BigEndian.Uint32(s.pre[4:8])
+	total = binary.BigEndian.Uint32(s.pre[0:4])
+	headersLen = binary.BigEndian.Uint32(s.pre[4:8])
 	switch {
 	case total < MinFrameLen:
-		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("total length %d is below the minimum %d", total, MinFrameLen)}
 	case total > MaxFrameLen:
-		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("total length %d exceeds %d", total, MaxFrameLen)}
 	case headersLen > total-MinFrameLen:
-		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("headers length %d exceeds the %d bytes a %d-byte frame has room for",
 				headersLen, total-MinFrameLen, total)}
 	case headersLen > MaxHeadersLen:
-		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("headers length %d exceeds the event-stream limit of %d bytes", headersLen, MaxHeadersLen)}
 	case total-MinFrameLen-headersLen > MaxPayloadLen:
-		return nil, &FrameError{Offset: start, Err: ErrPreludeLength,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeLength,
 			Detail: fmt.Sprintf("payload length %d exceeds the event-stream limit of %d bytes", total-MinFrameLen-headersLen, MaxPayloadLen)}
 	}
-	preCRC := crc32.ChecksumIEEE(s.pre[:8])
+	preCRC = crc32.ChecksumIEEE(s.pre[:8])
 	if wire := binary.BigEndian.Uint32(s.pre[8:12]); wire != preCRC {
-		return nil, &FrameError{Offset: start, Err: ErrPreludeCRC,
+		return 0, 0, 0, &FrameError{Offset: start, Err: ErrPreludeCRC,
 			Detail: fmt.Sprintf("prelude CRC mismatch (computed 0x%08x, frame carries 0x%08x)", preCRC, wire)}
 	}
 
-	size := int(total)
-	if cap(s.buf) < size {
-		// Exactly the declared length, never more than MaxFrameLen. Not
-		// slices.Grow: it is append(nil, make(n)...), which allocates once
-		// only thanks to a compiler optimization that -race and -N builds
-		// turn off; there it allocated twice the declared length.
-		s.buf = make([]byte, size)
-	}
-	buf := s.buf[:size]
-	copy(buf, s.pre[:])
-	n, err = io.ReadFull(s.r, buf[PreludeLen:])
-	s.off += int64(n)
-	if err != nil {
-		return nil, s.truncated(start, "frame", PreludeLen+n, size, err)
-	}
+	return total, headersLen, preCRC, nil
+}
 
-	msgCRC := crc32.Update(preCRC, crc32.IEEETable, buf[8:size-4])
-	if wire := binary.BigEndian.Uint32(buf[size-4:]); wire != msgCRC {
-		return nil, &FrameError{Offset: start, Err: ErrMessageCRC,
-			Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", msgCRC, wire)}
-	}
-
+// parseHeaders makes s.frame the frame in buf (a whole frame, or with
+// partial set the head NextHead read), parsing its header block.
+func (s *Scanner) parseHeaders(buf []byte, headersLen uint32, partial bool) (*Frame, error) {
+	start := s.start
 	f := &s.frame
-	*f = Frame{buf: buf, hdrEnd: uint32(PreludeLen) + headersLen}
+	*f = Frame{buf: buf, hdrEnd: uint32(PreludeLen) + headersLen, partial: partial}
 	end := int(f.hdrEnd)
 	for i, p := 0, PreludeLen; p < end; i++ {
 		h, next, bad := frameParseHeader(buf, p, end)

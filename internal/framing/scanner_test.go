@@ -808,9 +808,15 @@ func TestScannerAllocatesOnlyDeclaredLength(t *testing.T) {
 		if _, err := s.Next(); !errors.Is(err, framing.ErrTruncated) {
 			t.Fatalf("total %d: error %v, want ErrTruncated", total, err)
 		}
+		// Up to MaxPooledLen a pooled buffer of the next power of two (at
+		// least 1 KiB); above it, exactly the declared length.
 		c := framing.ScannerBufCap(s)
-		if c < int(total) || c > int(total)+int(total)/8 || c > framing.MaxFrameLen {
-			t.Errorf("total %d: buffer capacity %d", total, c)
+		limit := int(total)
+		if total <= framing.MaxPooledLen {
+			limit = max(1024, 2*int(total)-1)
+		}
+		if c < int(total) || c > limit || c > framing.MaxFrameLen {
+			t.Errorf("total %d: buffer capacity %d, want %d to %d", total, c, total, limit)
 		}
 	}
 }

@@ -1,0 +1,64 @@
+package framing
+
+import "sync"
+
+// MaxPooledLen is the largest frame whose buffer comes from the shared pool;
+// a larger frame gets a buffer of exactly its size (see Scanner).
+const MaxPooledLen = 64 << 10
+
+// Frame buffers are pooled in power-of-two classes from 1 KiB to
+// MaxPooledLen, so a frame of n bytes holds at most n-1 bytes more than it
+// needs (and at most 1 KiB for the smallest frames).
+const (
+	minPoolShift = 10
+	maxPoolShift = 16
+)
+
+var bufPools [maxPoolShift - minPoolShift + 1]sync.Pool
+
+// poolClass returns the index in bufPools of the smallest class that holds
+// size bytes, or -1 for a frame larger than MaxPooledLen.
+func poolClass(size int) int {
+	for c := range bufPools {
+		if size <= 1<<(minPoolShift+c) {
+			return c
+		}
+	}
+	return -1
+}
+
+// grow returns s.buf with length size, taking a buffer from the pool (or
+// allocating one) when s holds none large enough.
+func (s *Scanner) grow(size int) []byte {
+	if cap(s.buf) >= size {
+		s.buf = s.buf[:size]
+		return s.buf
+	}
+	s.putBuf()
+	c := poolClass(size)
+	if c < 0 {
+		// Exactly the declared length, never more than MaxFrameLen. Not
+		// slices.Grow: it is append(nil, make(n)...), which allocates once
+		// only thanks to a compiler optimization that -race and -N builds
+		// turn off; there it allocated twice the declared length.
+		s.buf = make([]byte, size)
+		return s.buf
+	}
+	if p, ok := bufPools[c].Get().(*[]byte); ok {
+		s.bufp = p
+	} else {
+		b := make([]byte, 1<<(minPoolShift+c))
+		s.bufp = &b
+	}
+	s.buf = (*s.bufp)[:size]
+	return s.buf
+}
+
+// putBuf gives s's buffer back to the pool it came from, or drops it.
+func (s *Scanner) putBuf() {
+	if s.bufp != nil {
+		poison(*s.bufp)
+		bufPools[poolClass(cap(*s.bufp))].Put(s.bufp)
+	}
+	s.buf, s.bufp = nil, nil
+}
