@@ -118,62 +118,96 @@ var bytesKey = []byte(`"bytes"`)
 // mayBeEnvelope reports whether a chunk payload ({"bytes":"<base64>"}) may
 // carry an error envelope: whether its bytes decode to a JSON object whose
 // top-level "type" is the string "error", whatever the whitespace and key
-// order. It decodes the base64 a block at a time into a buffer on the stack
-// and stops as soon as the answer is known, usually at the first key of an
-// ordinary chunk ({"type":"content_block_delta",...}); it allocates
-// nothing. A yes is confirmed by decoding the JSON (chunkEnvelope); a no is
-// final.
+// order. A yes is confirmed by decoding the JSON (chunkEnvelope); a no is
+// final. See envelopeAnswer.
 func mayBeEnvelope(payload []byte) bool {
-	b64, ok := chunkBase64(payload)
-	if !ok {
+	return envelopeAnswer(payload, true) == answerYes
+}
+
+// MayCarryEnvelope reports whether a chunk event may carry an error
+// envelope, from as much of its payload as f holds: for a partial frame
+// (framing.Scanner.NextHead), a payload prefix. A false is final for the
+// whole frame; on true, read the frame whole and ask the detector.
+func MayCarryEnvelope(f *framing.Frame) bool {
+	if f.MessageType() != framing.MessageTypeEvent || string(f.EventType()) != "chunk" {
 		return false
 	}
-	if bytes.IndexByte(b64, '\\') >= 0 {
-		return true // a JSON escape inside the base64 (\/): let the decode decide
+	return envelopeAnswer(f.Payload(), !f.Partial()) != answerNo
+}
+
+// envelopeAnswer answers mayBeEnvelope for payload, the whole chunk
+// payload or (whole false) a prefix of it; for a prefix it answers
+// answerMaybe when the prefix does not decide. It reads no more than it
+// needs: the base64 is decoded a block at a time into a buffer on the
+// stack, up to the block that decides, usually the first (ordinary chunks
+// start with their "type": {"type":"content_block_delta",...}); the end of
+// the base64 (its closing quote) and any JSON escape in it are looked for
+// block by block, not across the whole payload. It allocates nothing.
+//
+// Reading only up to the deciding block answers as reading the whole
+// value would: the blocks before it decode the same bytes either way, and
+// the top-level scanner's no depends only on the bytes it has seen.
+func envelopeAnswer(payload []byte, whole bool) answer {
+	more := answerNo // what running out of input means
+	if !whole {
+		more = answerMaybe
 	}
+	i := bytes.Index(payload, bytesKey)
+	if i < 0 {
+		return more
+	}
+	v := skipSpace(payload[i+len(bytesKey):])
+	if len(v) == 0 {
+		return more
+	}
+	if v[0] != ':' {
+		return answerNo
+	}
+	v = skipSpace(v[1:])
+	if len(v) == 0 {
+		return more
+	}
+	if v[0] != '"' {
+		return answerNo
+	}
+	v = v[1:]
 	var (
 		sc  topLevelType
 		buf [96]byte // 128 base64 characters
 	)
 	// A small first block: ordinary chunks start with their "type".
-	for block := 32; len(b64) > 0; block = len(buf) / 3 * 4 {
-		n := min(len(b64), block)
-		m, err := base64.StdEncoding.Decode(buf[:], b64[:n])
+	for block := 32; ; block = len(buf) / 3 * 4 {
+		n := min(len(v), block)
+		b64, last := v[:n], false
+		if end := bytes.IndexByte(b64, '"'); end >= 0 {
+			b64, last = b64[:end], true // the base64 ends here (base64 has no quote)
+		}
+		if bytes.IndexByte(b64, '\\') >= 0 {
+			return answerYes // a JSON escape inside the base64 (\/): let the decode decide
+		}
+		if !last && n < block {
+			// The input ends inside the value: a prefix, or a payload
+			// that is not JSON. Decode the whole groups there are.
+			if whole {
+				return answerNo // encoding/json rejects an unterminated string
+			}
+			b64 = b64[:len(b64)/4*4]
+		}
+		m, err := base64.StdEncoding.Decode(buf[:], b64)
 		if err != nil {
-			return false // not base64: encoding/json would reject it too
+			return answerNo // not base64: encoding/json would reject it too
 		}
-		switch sc.feed(buf[:m]) {
-		case answerYes:
-			return true
-		case answerNo:
-			return false
+		if a := sc.feed(buf[:m]); a != answerMaybe {
+			return a
 		}
-		b64 = b64[n:]
+		if last {
+			return answerNo // the whole value decoded without a top-level "type":"error"
+		}
+		if n < block {
+			return more
+		}
+		v = v[n:]
 	}
-	return false
-}
-
-// chunkBase64 returns the base64 text of the "bytes" member of a chunk
-// payload. Base64 has no quote, so the value ends at the next one.
-func chunkBase64(payload []byte) ([]byte, bool) {
-	i := bytes.Index(payload, bytesKey)
-	if i < 0 {
-		return nil, false
-	}
-	v := skipSpace(payload[i+len(bytesKey):])
-	if len(v) == 0 || v[0] != ':' {
-		return nil, false
-	}
-	v = skipSpace(v[1:])
-	if len(v) == 0 || v[0] != '"' {
-		return nil, false
-	}
-	v = v[1:]
-	end := bytes.IndexByte(v, '"')
-	if end < 0 {
-		return nil, false
-	}
-	return v[:end], true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
