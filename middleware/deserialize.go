@@ -79,17 +79,22 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // with a *smithyext.StatusError where the raw stream would have delivered an
 // exception, an error message or a transport failure.
 //
-
-// streamBody is the response body the SDK's event reader sees. It replays
-// the frames read ahead, then passes frames through one at a time, and ends
-// with a *smithyext.StatusError where the raw stream would have delivered an
-// exception, an error message or a transport failure.
+// Once the stream has delivered content, an event frame longer than
+// passWhole bytes is passed through in parts: the scanner reads its prelude,
+// headers and the first passPrefix payload bytes (enough to rule out an
+// error envelope), the body hands those on, then reads the payload from the
+// connection straight into the SDK's buffer, and hands on the frame's CRC
+// bytes only once the CRC of everything that passed matched. So a large
+// event is neither copied twice nor buffered, and a damaged one still ends
+// the stream with our error, never as an event. Exceptions, error messages
+// and envelope candidates are read whole, as before content.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. The SDK's reader keeps a reference to the body for as
 // long as the caller holds the output, so the body lets go of its frame
-// buffer as soon as the stream has ended: at its end, at a failure, or at
-// Close, whichever comes first.
+// buffer as soon as it is no longer needed: the scanner's buffers come from
+// a shared pool and go back before the body waits for the next frame, and
+// at the stream's end, at a failure, or at Close, whichever comes first.
 type streamBody struct {
 	ctx  context.Context
 	src  io.ReadCloser
@@ -107,6 +112,7 @@ type streamBody struct {
 	pending []byte      // wire bytes not yet handed to the SDK's reader
 	next    []byte      // after pending: the read-ahead's content frame, in the scanner's buffer
 	err     error       // sticky: returned once pending and next are drained
+	passing bool        // after pending: the rest of a frame passed through in parts
 
 	closeOnce sync.Once
 	closeErr  error
@@ -124,6 +130,13 @@ type streamBody struct {
 	// client's protocol (protocol.go); used by the reader goroutine only.
 	codec *restjson1.Protocol
 }
+
+// Frames passed through in parts (see streamBody): longer than passWhole
+// bytes; passPrefix payload bytes are read with the head.
+const (
+	passWhole  = 16 << 10
+	passPrefix = 256
+)
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info streamerr.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
@@ -227,6 +240,25 @@ func (b *streamBody) read(p []byte) (int, error) {
 			b.obs.end(b.err, true, b.info.Events) // the one place the stream's end is seen; records once
 			b.release()
 			return 0, b.err
+		case b.passing:
+			if b.scan.PayloadLeft() > 0 {
+				n, err := b.scan.ReadRest(p) // straight from the connection into the SDK's buffer
+				if err != nil {
+					b.passing = false
+					b.err = b.readError(err)
+					continue
+				}
+				return n, nil
+			}
+			crc, err := b.scan.Finish()
+			b.passing = false
+			if err != nil {
+				b.err = b.readError(err) // a damaged frame: its CRC bytes are never handed on
+				continue
+			}
+			b.info.Events++
+			b.obs.event()
+			b.pending = crc
 		default:
 			b.nextFrame()
 		}
@@ -245,17 +277,28 @@ func (b *streamBody) release() {
 	if b.closing.Load() && b.err == nil {
 		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
 	}
-	b.scan = framing.Scanner{}
-	b.pending, b.next = nil, nil
+	b.scan.Release()
+	b.pending, b.next, b.passing = nil, nil, false
 	b.guard.stop()
 }
 
 // errBodyClosed is what a Read after Close reports.
 var errBodyClosed = errors.New("streamstatus: read on a closed response body")
 
-// nextFrame reads one frame into pending, or sets the sticky error.
+// nextFrame reads one frame into pending, or the head of one passed
+// through in parts, or sets the sticky error.
 func (b *streamBody) nextFrame() {
-	f, err := b.scan.Next()
+	var f *framing.Frame
+	var err error
+	if b.guard.awaitingContent() || (b.obs != nil && !b.content) {
+		f, err = b.scan.Next() // content is decided on whole frames only
+	} else if f, err = b.scan.NextHead(passWhole, passPrefix); err == nil && f.Partial() {
+		if f.MessageType() == framing.MessageTypeEvent && (b.envelope == nil || !streamerr.MayCarryEnvelope(f)) {
+			b.pending, b.passing = f.Bytes(), true // the head; read hands on the rest
+			return
+		}
+		f, err = b.scan.Complete() // a failure, or a chunk to inspect: whole
+	}
 	switch {
 	case err == io.EOF:
 		b.err = io.EOF

@@ -148,6 +148,9 @@ func TestCorruptFrameIsNotRetryable(t *testing.T) {
 }
 
 func TestPassThroughAllocatesNothingPerFrame(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts per frame are exact only without -race (see race_on_test.go)")
+	}
 	one := event(t, "chunk")
 	stream := bytes.Repeat(one, 200)
 	r := resolve(nil)

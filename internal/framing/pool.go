@@ -62,3 +62,7 @@ func (s *Scanner) putBuf() {
 	}
 	s.buf, s.bufp = nil, nil
 }
+
+// Held returns the capacity of the frame buffer s holds now: 0 while it
+// waits for a frame whose buffer comes from the pool.
+func (s *Scanner) Held() int { return cap(s.buf) }
