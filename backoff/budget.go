@@ -394,8 +394,24 @@ func withCall(ctx context.Context) (context.Context, *call) {
 	if c := callFrom(ctx); c != nil {
 		return ctx, c
 	}
-	c := &call{}
-	return context.WithValue(ctx, callKey{}, c), c
+	cc := &callCtx{Context: ctx}
+	return cc, &cc.call
+}
+
+// callCtx is a context carrying call state: context.WithValue's value
+// context and the state in one allocation instead of two (it runs on every
+// call of an instrumented client).
+type callCtx struct {
+	context.Context
+	call call
+}
+
+// Value returns the call state for callKey, else asks the parent.
+func (c *callCtx) Value(key any) any {
+	if key == (callKey{}) {
+		return &c.call
+	}
+	return c.Context.Value(key)
 }
 
 // CallStartID is the ID of the middleware returned by CallStart.
@@ -412,19 +428,46 @@ const CallStartID = "streamstatus.CallStart"
 // instruments; install it yourself only on stacks without those
 // middlewares. A call inside RetryStream shares RetryStream's state, so
 // one budget bounds both.
-func CallStart() smithymiddleware.InitializeMiddleware { return callStart }
+//
+// The value returned is also a smithymiddleware.FinalizeMiddleware, for a
+// place in the finalize step just before the SDK's Retry middleware (where
+// the middleware package puts it: the stack's finalize list has room for
+// it there, so it costs no allocation of the stack's own).
+func CallStart() smithymiddleware.InitializeMiddleware { return callStartMiddleware{} }
 
-var callStart = smithymiddleware.InitializeMiddlewareFunc(CallStartID, func(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (
+type callStartMiddleware struct{}
+
+// ID returns CallStartID.
+func (callStartMiddleware) ID() string { return CallStartID }
+
+func (callStartMiddleware) HandleInitialize(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (
 	smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error,
 ) {
 	ctx, _ = withCall(ctx)
 	out, md, err := next.HandleInitialize(ctx, in)
-	var ex *ExhaustedError
-	if err != nil && errors.As(err, &ex) {
-		err = ex
+	return out, md, exhaustedAlone(err)
+}
+
+func (callStartMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
+	smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error,
+) {
+	ctx, _ = withCall(ctx)
+	out, md, err := next.HandleFinalize(ctx, in)
+	return out, md, exhaustedAlone(err)
+}
+
+// exhaustedAlone returns the *ExhaustedError in err's chain, if any, as the
+// call's only error, else err.
+func exhaustedAlone(err error) error {
+	if err == nil {
+		return nil // before the variable below: its address escapes, so it costs an allocation
 	}
-	return out, md, err
-})
+	var ex *ExhaustedError
+	if errors.As(err, &ex) {
+		return ex
+	}
+	return err
+}
 
 // UsedBudget returns the budget whose retryer made the attempts of the
 // call ctx belongs to, or nil: none yet, or not a budget's retryer. The

@@ -71,8 +71,8 @@
 // stream.Err() after. The caller's context keeps precedence: its
 // cancellation is reported as such, never as a stall.
 //
-// An initialize middleware (backoff.CallStart) gives each call the state a
-// retry budget measures it by: its start and its attempt count, which a
+// A middleware just before the SDK's Retry (backoff.CallStart) gives each
+// call the state a retry budget measures it by: its start and its attempt count, which a
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call
