@@ -113,6 +113,10 @@ type streamBody struct {
 	next    []byte      // after pending: the read-ahead's content frame, in the scanner's buffer
 	err     error       // sticky: returned once pending and next are drained
 	passing bool        // after pending: the rest of a frame passed through in parts
+	// uncounted: the frame passed through last had its CRC left to the
+	// SDK's decoder (sdkChecksCRC); it counts as an event once the SDK
+	// reads on (or at Close), not if the decoder rejects it (crcFailed).
+	uncounted bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -232,6 +236,9 @@ func (b *streamBody) Read(p []byte) (int, error) {
 }
 
 func (b *streamBody) read(p []byte) (int, error) {
+	if b.uncounted && len(b.pending) == 0 {
+		b.countPassed() // the SDK's decoder accepted the frame: it reads on
+	}
 	for len(b.pending) == 0 {
 		switch {
 		case b.next != nil:
@@ -256,9 +263,12 @@ func (b *streamBody) read(p []byte) (int, error) {
 				b.err = b.readError(err) // a damaged frame: its CRC bytes are never handed on
 				continue
 			}
-			b.info.Events++
-			b.obs.event()
 			b.pending = crc
+			if b.sdkChecksCRC() {
+				b.uncounted = true
+				continue
+			}
+			b.countPassed()
 		default:
 			b.nextFrame()
 		}
@@ -295,6 +305,9 @@ func (b *streamBody) nextFrame() {
 	} else if f, err = b.scan.NextHead(passWhole, passPrefix); err == nil && f.Partial() {
 		if f.MessageType() == framing.MessageTypeEvent && (b.envelope == nil || !streamerr.MayCarryEnvelope(f)) {
 			b.pending, b.passing = f.Bytes(), true // the head; read hands on the rest
+			if b.sdkChecksCRC() {
+				b.scan.LeaveCRC()
+			}
 			return
 		}
 		f, err = b.scan.Complete() // a failure, or a chunk to inspect: whole
@@ -327,6 +340,40 @@ func (b *streamBody) nextFrame() {
 		}
 		b.pending = f.Bytes() // valid until the next scan, which waits for pending to drain
 	}
+}
+
+// countPassed counts the frame passed through last as an event.
+func (b *streamBody) countPassed() {
+	b.uncounted = false
+	b.info.Events++
+	b.obs.event()
+}
+
+// sdkChecksCRC reports whether the CRC of a frame passed through may be
+// left to the SDK: when WithBedrock's protocol decodes this stream (codec
+// set, protocol.go), which turns the SDK decoder's checksum error into
+// ours (crcFailed), so a damaged frame still ends the stream with a
+// StatusError. On every other path the body checks the CRC as the bytes
+// pass, and the SDK checks it again.
+func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
+
+// crcFailed is called by WithBedrock's protocol (protocol.go) on the
+// reader goroutine when the SDK's decoder rejected a frame's checksum: a
+// frame whose CRC the body left to it, so the frame passed through last.
+// It ends the stream with the StatusError the body would have returned
+// had it checked the CRC itself, and returns it.
+func (b *streamBody) crcFailed(sdkErr error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil && b.err != io.EOF {
+		return b.err
+	}
+	b.uncounted = false
+	b.err = b.readError(&framing.FrameError{Offset: b.scan.FrameOffset(), Err: framing.ErrMessageCRC,
+		Detail: "message CRC mismatch (found by the SDK's event-stream decoder: " + sdkErr.Error() + ")"})
+	b.obs.end(b.err, true, b.info.Events)
+	b.release()
+	return b.err
 }
 
 // firstContent records, once, that the stream delivered its first content
@@ -372,6 +419,9 @@ func (b *streamBody) Close() error {
 	b.closeSrc()
 	b.closing.Store(true)
 	if b.mu.TryLock() { // else the Read holding mu releases on its way out
+		if b.uncounted {
+			b.countPassed() // handed on whole, and not rejected (crcFailed) before Close
+		}
 		b.release()
 		b.mu.Unlock()
 	}

@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/smithy-go/eventstream"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/internal/streamerr"
@@ -151,4 +154,56 @@ func (r *chunkedReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), r.max)], r.data)
 	r.data = r.data[n:]
 	return n, nil
+}
+
+// TestDamagedLargeEventTypedOnEveryDecodePath: a damaged large event after
+// content ends the stream with the same typed error whoever checks its CRC:
+// the body (the SDK's codec reading it directly, as on every path but
+// WithBedrock's) or, under WithBedrock's protocol, the SDK's decoder alone
+// (the body leaves the CRC to it and turns its checksum error into ours).
+// Either way the damaged event is not delivered and not counted.
+func TestDamagedLargeEventTypedOnEveryDecodePath(t *testing.T) {
+	schema, registry := responseStreamSchema(t)
+	good := bigChunk(t, strings.Repeat("g", 40<<10))
+	damaged := bytes.Clone(good)
+	damaged[len(damaged)/2] ^= 1
+	stream := slices.Concat(bigChunk(t, `{"type":"message_start"}`), good, damaged, good)
+	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
+	for _, side := range []struct {
+		name     string
+		protocol smithyhttp.ClientProtocol
+		leaves   bool // the body leaves the CRC to the SDK
+	}{
+		{"body checks", restjson1.New(nil), false},
+		{"SDK checks (WithBedrock)", isolateEventStreams(restjson1.New(nil), newCodecPool()), true},
+	} {
+		t.Run(side.name, func(t *testing.T) {
+			b := newStreamBody(context.Background(), &closeRecorder{Reader: bytes.NewReader(stream)}, info, resolve(nil))
+			if err := b.readAhead(); err != nil {
+				t.Fatal(err)
+			}
+			var events int
+			var err error
+			for {
+				if _, err = side.protocol.DeserializeEventMessage(schema, registry, b); err != nil {
+					break
+				}
+				events++
+				if events == 2 && b.sdkChecksCRC() != side.leaves {
+					t.Fatalf("body leaves the CRC to the SDK: %v, want %v", b.sdkChecksCRC(), side.leaves)
+				}
+			}
+			var se *smithyext.StatusError
+			if !errors.As(err, &se) || se.Kind != smithyext.KindCorrupt || !errors.Is(err, framing.ErrMessageCRC) {
+				t.Fatalf("stream ended with %v, want a corrupt-frame StatusError", err)
+			}
+			if events != 2 || se.Events != 2 {
+				t.Fatalf("%d events decoded, %d counted: want 2 and 2 (the damaged one is neither)", events, se.Events)
+			}
+			var fe *framing.FrameError
+			if !errors.As(err, &fe) || fe.Offset != int64(len(stream)-len(good)-len(damaged)) {
+				t.Fatalf("frame error %v: want the damaged frame's offset %d", fe, len(stream)-len(good)-len(damaged))
+			}
+		})
+	}
 }

@@ -1,11 +1,13 @@
 package middleware
 
 import (
+	"errors"
 	"io"
 	"reflect"
 	"sync"
 
 	smithy "github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/eventstream"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 )
@@ -166,6 +168,11 @@ func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types 
 	if err != nil { // the reader goroutine stops here: the codec is free
 		p.codecs.Put(b.codec)
 		b.codec = nil
+		if errors.As(err, new(eventstream.ChecksumError)) {
+			// A frame whose CRC the body left to the SDK (sdkChecksCRC):
+			// the same typed error as if the body had checked it.
+			err = b.crcFailed(err)
+		}
 	}
 	return ev, err
 }

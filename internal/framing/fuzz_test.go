@@ -447,10 +447,14 @@ func scanHeadWalk(t *testing.T, data []byte) {
 		whole, prefix := []int{0, 16, 64, 1 << 20}[rnd(4)], rnd(300)
 		f, err := s.NextHead(whole, prefix)
 		var got []byte
+		leave := false
 		if err == nil && f.Partial() {
 			if f.MessageType() == framing.MessageTypeException || rnd(4) == 0 {
 				f, err = s.Complete()
 			} else {
+				if leave = rnd(3) == 0; leave {
+					s.LeaveCRC() // the reader checks the CRC: a damaged frame is handed on whole
+				}
 				got = append(got, f.Bytes()...)
 				for err == nil && s.PayloadLeft() > 0 {
 					buf := make([]byte, 1+rnd(4096))
@@ -476,6 +480,12 @@ func scanHeadWalk(t *testing.T, data []byte) {
 		case wantErr == io.EOF || err == io.EOF:
 			if wantErr != err {
 				t.Fatalf("frame %d: Next ended with %v, the head walk with %v", i, wantErr, err)
+			}
+			return
+		case leave && errors.Is(wantErr, framing.ErrMessageCRC):
+			total := int(binary.BigEndian.Uint32(data[start:]))
+			if err != nil || !bytes.Equal(got, data[start:start+total]) {
+				t.Fatalf("frame %d: with LeaveCRC a damaged frame must be handed on whole: %v, %d of %d bytes", i, err, len(got), total)
 			}
 			return
 		case wantErr != nil:

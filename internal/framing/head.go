@@ -94,8 +94,20 @@ func (s *Scanner) rest(total, headersLen, preCRC uint32) (*Frame, error) {
 func (s *Scanner) fail(err error) error {
 	s.err = err
 	s.frame = Frame{}
-	s.partial = false
+	s.partial, s.leave = false, false
 	return err
+}
+
+// LeaveCRC leaves the message CRC of the current partial frame to the
+// reader the frame is handed to, which checks it itself (the SDK's
+// event-stream decoder does): ReadRest then computes no CRC, and Finish
+// returns the frame's CRC bytes unchecked. Call it after NextHead returned
+// a partial frame and before ReadRest. The prelude's CRC is checked
+// either way.
+func (s *Scanner) LeaveCRC() {
+	if s.partial {
+		s.leave = true
+	}
 }
 
 // PayloadLeft returns the number of payload bytes of the current partial
@@ -123,7 +135,9 @@ func (s *Scanner) ReadRest(p []byte) (int, error) {
 	p = p[:min(len(p), s.payload)]
 	n, err := s.r.Read(p)
 	if n > 0 {
-		s.crc = crc32.Update(s.crc, crc32.IEEETable, p[:n])
+		if !s.leave {
+			s.crc = crc32.Update(s.crc, crc32.IEEETable, p[:n])
+		}
 		s.payload -= n
 		s.off += int64(n)
 		return n, nil // an error with the bytes comes again on the next call
@@ -136,7 +150,8 @@ func (s *Scanner) ReadRest(p []byte) (int, error) {
 }
 
 // Finish reads the message CRC of the current partial frame once its whole
-// payload was read, and checks it against the bytes that passed. It returns
+// payload was read, and checks it against the bytes that passed (unless
+// LeaveCRC left it to the reader). It returns
 // the 4 CRC bytes as they were on the wire (valid until the next call to
 // NextHead or Next), or a *FrameError: ErrMessageCRC for a damaged frame,
 // ErrTruncated when the stream ends or fails first.
@@ -153,11 +168,11 @@ func (s *Scanner) Finish() ([]byte, error) {
 	if err != nil {
 		return nil, s.fail(s.truncated(s.start, "frame", total-4+n, total, err))
 	}
-	if wire := binary.BigEndian.Uint32(s.trailer[:]); wire != s.crc {
+	if wire := binary.BigEndian.Uint32(s.trailer[:]); wire != s.crc && !s.leave {
 		return nil, s.fail(&FrameError{Offset: s.start, Err: ErrMessageCRC,
 			Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", s.crc, wire)})
 	}
-	s.partial = false
+	s.partial, s.leave = false, false
 	s.frame = Frame{}
 	return s.trailer[:], nil
 }
@@ -216,3 +231,7 @@ func (s *Scanner) complete(head int, headersLen uint32) (*Frame, error) {
 	s.partial = false
 	return s.parseHeaders(buf, headersLen, false)
 }
+
+// FrameOffset returns the stream offset of the frame read last (or being
+// read), for errors about it found outside the scanner.
+func (s *Scanner) FrameOffset() int64 { return s.start }

@@ -137,6 +137,7 @@ type Scanner struct {
 	start   int64   // the frame's offset
 	payload int     // payload bytes still to read (ReadRest)
 	partial bool    // the frame's message CRC is still to read (Finish)
+	leave   bool    // LeaveCRC: the partial frame's CRC is the reader's to check
 	crc     uint32  // the message CRC of the bytes read so far
 	trailer [4]byte // the message CRC, once Finish read it
 }

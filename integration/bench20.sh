@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The benchmarks of issue 20 (performance round 2), interleaved: one test
+# binary, ROUNDS rounds, each running every benchmark once for every side
+# (bare, baresafe, plugin), so slow drifts of a shared machine hit all sides
+# alike; then benchstat -col /side.
+#
+#   integration/bench20.sh                 # all of them, ROUNDS=10 (about 25 minutes on 2 cores)
+#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle
+#   OUT=/tmp/b20 integration/bench20.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-10}
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+groups=${*:-big one conc idle}
+
+if ! command -v benchstat >/dev/null 2>&1; then
+  echo "installing benchstat (golang.org/x/perf/cmd/benchstat) through the Go module proxy" >&2
+  GOFLAGS= go install golang.org/x/perf/cmd/benchstat@latest
+  export PATH="$(go env GOPATH)/bin:$PATH"
+fi
+
+bin="$OUT/integration.test"
+go test -c -o "$bin" ./integration/
+cd integration
+
+run() { # group, bench regexp, benchtime
+  echo "$bin -test.run '^\$' -test.bench '$2' -test.benchtime $3" >&2
+  "$bin" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.timeout 60m >>"$OUT/$1.txt"
+}
+
+for g in $groups; do : >"$OUT/$g.txt"; done
+for r in $(seq "$ROUNDS"); do
+  echo "round $r of $ROUNDS" >&2
+  for g in $groups; do
+    case $g in
+      big) # 64 KiB events: 100 per stream (time-based), 10,000 per stream (fixed count)
+        run big 'Throughput/^events=100$/payload=65536' 1s
+        run big 'Throughput/^events=10000$/payload=65536' 1x ;;
+      one) # 1-event streams, every payload size
+        run one 'Throughput/^events=1$/' 1s ;;
+      conc) # 1, 8 and 64 concurrent streams on one client
+        run conc 'ConcurrentStreams' 1s ;;
+      idle) # 1,000 open idle streams (memory only)
+        run idle 'IdleStreamMemory' 1x ;;
+    esac
+  done
+done
+for g in $groups; do
+  benchstat -col /side "$OUT/$g.txt" >"$OUT/$g.summary.txt"
+  echo "== $g: $OUT/$g.summary.txt" >&2
+done
