@@ -9,6 +9,7 @@ import (
 	"io"
 	"testing"
 
+	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
@@ -19,12 +20,15 @@ import (
 // decoder, then the JSON and base64 of InvokeModelWithResponseStream's
 // chunks, through restJson1's DeserializeEventMessage) reading a stream
 // straight from memory (side=bare) and through the plugin's stream body
-// (side=plugin: read-ahead, scanner, envelope check, pass-through), side by
-// side. No network, no server: the ratio is the plugin's CPU cost against
-// the SDK's own, the strictest form of the throughput targets (on a real
-// connection the same cost is diluted by the transport's).
+// (read-ahead, scanner, envelope check, pass-through), side by side:
+// side=withbedrock decodes through WithBedrock's protocol (which leaves the
+// CRC of passed-through frames to the SDK), side=apioption through the
+// client's own codec (the body checks those CRCs as they pass). No network,
+// no server: the ratio is the plugin's CPU cost against the SDK's own, the
+// strictest form of the throughput targets (on a real connection the same
+// cost is diluted by the transport's).
 //
-//	go test -run '^$' -bench SDKDecode -count 10 ./middleware/ | benchstat -col /side -
+//	go test -run '^$' -bench SDKDecode -count 10 ./middleware/ > sdk.txt; benchstat -col /side sdk.txt
 func BenchmarkSDKDecode(b *testing.B) {
 	schema, registry := responseStreamSchema(b)
 	codec := restjson1.New(nil)
@@ -32,7 +36,13 @@ func BenchmarkSDKDecode(b *testing.B) {
 	for _, events := range []int{1, 100} {
 		for _, size := range []int{100, 4 << 10, 64 << 10} {
 			stream := bytes.Repeat(chunkFrameOfSize(b, size), events)
-			for _, side := range []string{"bare", "plugin"} {
+			for _, side := range []string{"bare", "withbedrock", "apioption"} {
+				var protocol interface {
+					DeserializeEventMessage(*smithy.Schema, *smithy.TypeRegistry, io.Reader) (smithy.Deserializable, error)
+				} = codec
+				if side == "withbedrock" {
+					protocol = isolateEventStreams(restjson1.New(nil), newCodecPool()).(*isolatedProtocol)
+				}
 				b.Run(fmt.Sprintf("events=%d/payload=%d/side=%s", events, size, side), func(b *testing.B) {
 					b.ReportAllocs()
 					b.SetBytes(int64(events * size))
@@ -40,7 +50,7 @@ func BenchmarkSDKDecode(b *testing.B) {
 					for b.Loop() {
 						src.Reader = bytes.NewReader(stream)
 						var body io.Reader = src
-						if side == "plugin" {
+						if side != "bare" {
 							sb := newStreamBody(context.Background(), src, info, benchOpts)
 							if err := sb.readAhead(); err != nil {
 								b.Fatal(err)
@@ -48,7 +58,7 @@ func BenchmarkSDKDecode(b *testing.B) {
 							body = sb
 						}
 						for n := 0; ; n++ {
-							_, err := codec.DeserializeEventMessage(schema, registry, body)
+							_, err := protocol.DeserializeEventMessage(schema, registry, body)
 							if err == io.EOF {
 								if n != events {
 									b.Fatalf("%d events decoded, want %d", n, events)

@@ -11,7 +11,8 @@
 // (ConverseStream, InvokeModelWithResponseStream, ...) the parts that matter
 // are, outermost first:
 //
-//	Finalize:    Retry                      one loop iteration per attempt
+//	Finalize:    backoff.CallStart          (call state for retry budgets)
+//	             -> Retry                   one loop iteration per attempt
 //	             -> streamstatus.Finalize   (this package, once per attempt)
 //	             -> Signing
 //	             -> streamstatus.RequestBodyGuard (this package, last) -> transport
@@ -51,7 +52,17 @@
 // message or transport failure then ends the body with a StatusError that
 // counts the events already delivered; the SDK's reader reports it from
 // stream.Err() (wrapped as "decode event: ..."; errors.As finds it). Nothing
-// is re-sent behind the consumer's back.
+// is re-sent behind the consumer's back. An event frame above 16 KiB then
+// passes through in parts: its head (prelude, headers, the first 256
+// payload bytes, enough to rule out an error envelope) from the frame
+// scanner, its payload straight from the connection into the SDK's buffer,
+// its CRC bytes last, so a large event is never copied twice nor held
+// whole. Its CRC is checked once: under WithBedrock's protocol by the SDK's
+// decoder, whose checksum error becomes the same StatusError (protocol.go);
+// on the other install paths by the body as the bytes pass (the SDK then
+// checks it again), which withholds the CRC bytes of a damaged frame. The
+// scanner's frame buffers come from a pool shared by all streams and go
+// back before a stream waits for its next frame.
 //
 // The finalize middleware (finalize.go) runs once per attempt, inside the
 // retry loop: it makes a StatusError the outermost error of a failed
