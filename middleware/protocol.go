@@ -86,6 +86,15 @@ import (
 // release pulled into go.mod and says so. Then delete this file, the codec
 // field of streamBody and the Protocol line of WithBedrock, and run
 // TestConcurrentStreams* in integration/ under -race: they must still pass.
+// (streamBody's sdkChecksCRC and crcFailed go too: without this protocol
+// the body checks every passed-through frame's CRC itself, as on the other
+// install paths; or keep a protocol wrapper for the checksum error alone.)
+//
+// The same wrapper lets a passed-through frame's CRC be checked once: the
+// body leaves it to the SDK's decoder (deserialize.go, sdkChecksCRC), and
+// DeserializeEventMessage turns the decoder's eventstream.ChecksumError into
+// the body's StatusError (crcFailed). TestDamagedLargeEventTypedOnEvery-
+// DecodePath fails should a smithy-go release stop checking the CRC.
 
 // isolatedProtocol is a client's restJson1 protocol with one event-stream
 // codec per response stream.
