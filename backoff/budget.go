@@ -406,6 +406,11 @@ type callCtx struct {
 	call call
 }
 
+// String describes the context as context.WithValue's does.
+func (c *callCtx) String() string {
+	return fmt.Sprintf("%v.WithValue(streamstatus call state)", c.Context)
+}
+
 // Value returns the call state for callKey, else asks the parent.
 func (c *callCtx) Value(key any) any {
 	if key == (callKey{}) {

@@ -33,9 +33,8 @@ type Rule struct {
 	// *types.ThrottlingException) from the exception's payload;
 	// StatusError.Unwrap returns it, so errors.As reaches the modeled type.
 	// JSON builds the usual one. Nil for exceptions without a modeled Go
-	// type. payload is valid only during the call (it is the stream's
-	// frame buffer, reused afterwards): the error must copy what it keeps,
-	// as encoding/json does.
+	// type. payload is Decode's own copy of the exception's payload: the
+	// error may keep it.
 	Decode func(payload []byte) error
 	// Refine, when set, adjusts the outcome from the decoded modeled error.
 	// Bedrock uses it to count a modelStreamErrorException whose

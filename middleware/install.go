@@ -157,8 +157,8 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 			return err
 		}
 	}
-	_, ok := stack.Initialize.Get(backoff.CallStartID) // installed by hand (backoff.CallStart)
-	if !ok {
+	_, byHand := stack.Initialize.Get(backoff.CallStartID) // installed by hand (backoff.CallStart), in either step
+	if _, inFinalize := stack.Finalize.Get(backoff.CallStartID); !byHand && !inFinalize {
 		// Just before Retry: the finalize list has room for it (see
 		// above), where a place in the initialize list would cost an
 		// allocation per call.

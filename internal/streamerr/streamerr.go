@@ -6,6 +6,7 @@
 package streamerr
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,7 +121,10 @@ func (c *Classifier) Exception(s Stream, exceptionType string, payload []byte) *
 	o := r.Outcome
 	var cause error
 	if r.Decode != nil {
-		cause = r.Decode(payload)
+		// A copy: payload is the stream's frame buffer, which goes back
+		// to a pool shared by all streams when this one ends, and a
+		// user's Decode may keep what it is given (Rule.Decode).
+		cause = r.Decode(bytes.Clone(payload))
 	} else {
 		cause = &smithy.GenericAPIError{Code: o.Code, Message: msg, Fault: o.Fault}
 	}
