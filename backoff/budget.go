@@ -433,11 +433,6 @@ const CallStartID = "streamstatus.CallStart"
 // instruments; install it yourself only on stacks without those
 // middlewares. A call inside RetryStream shares RetryStream's state, so
 // one budget bounds both.
-//
-// The value returned is also a smithymiddleware.FinalizeMiddleware, for a
-// place in the finalize step just before the SDK's Retry middleware (where
-// the middleware package puts it: the stack's finalize list has room for
-// it there, so it costs no allocation of the stack's own).
 func CallStart() smithymiddleware.InitializeMiddleware { return callStartMiddleware{} }
 
 type callStartMiddleware struct{}
@@ -450,14 +445,6 @@ func (callStartMiddleware) HandleInitialize(ctx context.Context, in smithymiddle
 ) {
 	ctx, _ = withCall(ctx)
 	out, md, err := next.HandleInitialize(ctx, in)
-	return out, md, exhaustedAlone(err)
-}
-
-func (callStartMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
-	smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error,
-) {
-	ctx, _ = withCall(ctx)
-	out, md, err := next.HandleFinalize(ctx, in)
 	return out, md, exhaustedAlone(err)
 }
 

@@ -87,6 +87,7 @@ func BenchmarkThroughput(b *testing.B) {
 					b.SetBytes(int64(events * size))
 					runtime.ReadMemStats(&before)
 					b.ResetTimer()
+					cpu := cpuTime()
 					for i := 0; i < b.N; i++ {
 						n, _, bad := drain(c, time.Now())
 						delivered += n
@@ -94,6 +95,7 @@ func BenchmarkThroughput(b *testing.B) {
 							failed++
 						}
 					}
+					cpu = cpuTime() - cpu
 					b.StopTimer()
 					runtime.ReadMemStats(&after)
 					if delivered == 0 {
@@ -101,6 +103,7 @@ func BenchmarkThroughput(b *testing.B) {
 					}
 					b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "events/s")
 					b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(delivered), "allocs/event")
+					b.ReportMetric(float64(cpu)/float64(delivered), "cpu-ns/event")
 					b.ReportMetric(float64(failed), "failed-streams")
 				})
 			}

@@ -68,6 +68,7 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 					var before, after runtime.MemStats
 					runtime.ReadMemStats(&before)
 					b.ResetTimer()
+					cpu := cpuTime()
 					var next atomic.Int64
 					var wg sync.WaitGroup
 					for range conc {
@@ -84,9 +85,11 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 						}()
 					}
 					wg.Wait()
+					cpu = cpuTime() - cpu
 					b.StopTimer()
 					runtime.ReadMemStats(&after)
 					b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/stream")
+					b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/stream")
 					b.ReportMetric(float64(failed.Load()), "failed-streams")
 				})
 			}

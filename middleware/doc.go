@@ -11,8 +11,7 @@
 // (ConverseStream, InvokeModelWithResponseStream, ...) the parts that matter
 // are, outermost first:
 //
-//	Finalize:    backoff.CallStart          (call state for retry budgets)
-//	             -> Retry                   one loop iteration per attempt
+//	Finalize:    Retry                      one loop iteration per attempt
 //	             -> streamstatus.Finalize   (this package, once per attempt)
 //	             -> Signing
 //	             -> streamstatus.RequestBodyGuard (this package, last) -> transport
@@ -82,8 +81,8 @@
 // stream.Err() after. The caller's context keeps precedence: its
 // cancellation is reported as such, never as a stall.
 //
-// A middleware just before the SDK's Retry (backoff.CallStart) gives each
-// call the state a retry budget measures it by: its start and its attempt count, which a
+// An initialize middleware (backoff.CallStart) gives each call the state a
+// retry budget measures it by: its start and its attempt count, which a
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call

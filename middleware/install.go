@@ -140,37 +140,26 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
 		}
 	}
-	// The body guard first: Add appends, and the append grows the
-	// finalize list with room to spare for the two Inserts that follow
-	// (Insert grows a full list by exactly what it inserts: an allocation
-	// per call each).
+	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
+		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
+	}
 	if streaming {
 		if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
 		}
-	}
-	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
-		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
 	if streaming { // non-streaming operations have no stream to observe
 		if err := addObserver(stack); err != nil {
 			return err
 		}
 	}
-	_, byHand := stack.Initialize.Get(backoff.CallStartID) // installed by hand (backoff.CallStart), in either step
-	if _, inFinalize := stack.Finalize.Get(backoff.CallStartID); !byHand && !inFinalize {
-		// Just before Retry: the finalize list has room for it (see
-		// above), where a place in the initialize list would cost an
-		// allocation per call.
-		if err := stack.Finalize.Insert(callStart, retryID, smithymiddleware.Before); err != nil {
+	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
+		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", backoff.CallStartID, stack.ID(), err)
 		}
 	}
 	return nil
 }
-
-// callStart is backoff.CallStart in its finalize-step form.
-var callStart = backoff.CallStart().(smithymiddleware.FinalizeMiddleware)
 
 // hasResponseStreamOnly reports whether the operation has a response event
 // stream and no input event stream (bidirectional operations are out of

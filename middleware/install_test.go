@@ -166,28 +166,3 @@ func TestInstallWithABudgetPutsTheBudgetOnEveryOperation(t *testing.T) {
 		}
 	}
 }
-
-// TestCallStartByHandInEitherStep: backoff.CallStart added by hand, in the
-// initialize step or (its finalize form) just before Retry, is kept and
-// not added again; the call goes through.
-func TestCallStartByHandInEitherStep(t *testing.T) {
-	byHand := map[string]func(*smithymiddleware.Stack) error{
-		"initialize": func(s *smithymiddleware.Stack) error {
-			return s.Initialize.Add(backoff.CallStart(), smithymiddleware.Before)
-		},
-		"finalize": func(s *smithymiddleware.Stack) error {
-			return s.Finalize.Insert(backoff.CallStart().(smithymiddleware.FinalizeMiddleware), "Retry", smithymiddleware.Before)
-		},
-	}
-	for name, add := range byHand {
-		t.Run(name, func(t *testing.T) {
-			stack, err := stackOf(t, "ConverseStream", add, middleware.APIOption())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := strings.Count(stack, backoff.CallStartID); n != 1 {
-				t.Fatalf("%d %s in the stack, want 1:\n%s", n, backoff.CallStartID, stack)
-			}
-		})
-	}
-}
