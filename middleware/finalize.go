@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -91,6 +92,8 @@ func guardRequestBody(req *smithyhttp.Request) (*smithyhttp.Request, error) {
 	switch s := stream.(type) {
 	case *io.PipeReader:
 		return req, nil // an input event stream: leave it alone
+	case *bytes.Reader:
+		return req.SetStream((*bytesReader)(s)) // what the SDK's serializers set: no allocation
 	case io.ReadSeeker:
 		return req.SetStream(readSeeker{s})
 	default:
@@ -102,6 +105,19 @@ func guardRequestBody(req *smithyhttp.Request) (*smithyhttp.Request, error) {
 type readSeeker struct{ io.ReadSeeker }
 
 type reader struct{ io.Reader }
+
+// bytesReader is a *bytes.Reader without WriteTo (a pointer conversion, so
+// wrapping costs no allocation). Len lets smithy-go size the body without
+// seeking, as it does for the *bytes.Reader itself.
+type bytesReader bytes.Reader
+
+func (r *bytesReader) Read(p []byte) (int, error) { return (*bytes.Reader)(r).Read(p) }
+
+func (r *bytesReader) Seek(offset int64, whence int) (int64, error) {
+	return (*bytes.Reader)(r).Seek(offset, whence)
+}
+
+func (r *bytesReader) Len() int { return (*bytes.Reader)(r).Len() }
 
 // errorsAsStatus finds the StatusError in an error chain.
 func errorsAsStatus(err error) (*smithyext.StatusError, bool) {
