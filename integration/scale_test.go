@@ -24,23 +24,28 @@ import (
 
 // bareSafe is the bare SDK with the request-body race closed the way the
 // plugin closes it (a request stream without WriteTo, set after signing):
-// the race-free bare baseline.
+// the race-free bare baseline. The middleware is built once, as the
+// plugin's body guard is, so that the baseline pays only for what the fix
+// itself needs (smithy-go's SetStream, which clones the request, and one
+// middleware on the stack).
 func newBareSafeClient(srv *fake.Server) *bedrockruntime.Client {
 	return bedrockruntime.NewFromConfig(testConfig(srv, 1), bedrockruntime.WithAPIOptions(func(s *smithymiddleware.Stack) error {
-		return s.Finalize.Add(smithymiddleware.FinalizeMiddlewareFunc("hideWriteTo", func(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
-			if req, ok := in.Request.(*smithyhttp.Request); ok {
-				if rs, ok := req.GetStream().(io.ReadSeeker); ok {
-					r, err := req.SetStream(struct{ io.ReadSeeker }{rs})
-					if err != nil {
-						return smithymiddleware.FinalizeOutput{}, smithymiddleware.Metadata{}, err
-					}
-					in.Request = r
-				}
-			}
-			return next.HandleFinalize(ctx, in)
-		}), smithymiddleware.After)
+		return s.Finalize.Add(hideWriteTo, smithymiddleware.After)
 	}))
 }
+
+var hideWriteTo = smithymiddleware.FinalizeMiddlewareFunc("hideWriteTo", func(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if rs, ok := req.GetStream().(io.ReadSeeker); ok {
+			r, err := req.SetStream(struct{ io.ReadSeeker }{rs})
+			if err != nil {
+				return smithymiddleware.FinalizeOutput{}, smithymiddleware.Metadata{}, err
+			}
+			in.Request = r
+		}
+	}
+	return next.HandleFinalize(ctx, in)
+})
 
 // scaleSides: the raw bare SDK, the race-free bare baseline, the plugin.
 var scaleSides = []struct {

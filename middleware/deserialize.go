@@ -20,7 +20,8 @@ import (
 
 // deserializeMiddleware sits just inside the SDK's
 // OperationEventStreamDeserializer, so it sees each response before the
-// SDK's event reader starts on resp.Body.
+// SDK's event reader starts on resp.Body; on its way in it hands the
+// transport a request body without WriteTo (guardRequestBody).
 type deserializeMiddleware struct {
 	opts *resolved
 }
@@ -30,6 +31,14 @@ func (*deserializeMiddleware) ID() string { return DeserializeID }
 func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
 	out smithymiddleware.DeserializeOutput, md smithymiddleware.Metadata, err error,
 ) {
+	// The request-body guard (finalize.go): the deserialize step runs
+	// after the whole finalize step, so after signing, and its input is the
+	// request the transport sends.
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if guarded, err := guardRequestBody(req); err == nil {
+			in.Request = guarded
+		}
+	}
 	out, md, err = next.HandleDeserialize(ctx, in)
 	if err != nil {
 		// HTTP error answers: exactly as without the plugin, except that

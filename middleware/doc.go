@@ -14,10 +14,10 @@
 //	Finalize:    Retry                      one loop iteration per attempt
 //	             -> streamstatus.Finalize   (this package, once per attempt)
 //	             -> Signing
-//	             -> streamstatus.RequestBodyGuard (this package, last) -> transport
 //	Deserialize: OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
-//	             -> streamstatus.Deserialize        (this package: sees resp.Body first)
-//	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ...
+//	             -> streamstatus.Deserialize        (this package: guards the request body on
+//	                                                 the way in, sees resp.Body first on the way out)
+//	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ... -> transport
 //
 // # What each one does
 //
@@ -66,11 +66,11 @@
 // The finalize middleware (finalize.go) runs once per attempt, inside the
 // retry loop: it makes a StatusError the outermost error of a failed
 // attempt, so its mapped status wins over any HTTP wrapper's 200. The
-// request-body guard, the last finalize middleware (after signing, so the
-// payload hash still reads the original stream), hands the transport a
-// request body without a WriteTo method, which removes smithy-go's
-// request-body race (closing the body after Do makes net/http close the
-// connection under a still-streaming response).
+// deserialize middleware also guards the request body on its way in (after
+// signing, so the payload hash still reads the original stream): it hands
+// the transport a request body without a WriteTo method, which removes
+// smithy-go's request-body race (closing the body after Do makes net/http
+// close the connection under a still-streaming response).
 //
 // With [WithFirstEventTimeout] or [WithIdleTimeout], the stream body also
 // watches for stalls (stall.go): one timer per stream closes the body when

@@ -51,28 +51,10 @@ var errRetryerNotBudget = errors.New("streamstatus: WithBudget(budget) is set bu
 	"set aws.Config.Retryer to func() aws.Retryer { return budget.NewStandard() } (or NewAdaptive), " +
 	"or install on Bedrock with middleware.WithBedrock(middleware.WithBudget(budget))")
 
-// bodyGuardMiddleware is the last finalize middleware, after signing: it
-// hands the transport a request stream without WriteTo (see
-// guardRequestBody). Running after signing matters for speed: the SDK's
-// payload hash copies the stream with io.Copy, which uses WriteTo when it
-// can and allocates a 32 KiB buffer when it cannot.
-type bodyGuardMiddleware struct{}
-
-func (*bodyGuardMiddleware) ID() string { return BodyGuardID }
-
-func (*bodyGuardMiddleware) HandleFinalize(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
-	smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error,
-) {
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		if guarded, err := guardRequestBody(req); err == nil {
-			in.Request = guarded
-		}
-	}
-	return next.HandleFinalize(ctx, in)
-}
-
 // guardRequestBody hands the transport a request stream without a WriteTo
-// method.
+// method. The deserialize middleware calls it for each attempt, after
+// signing: the SDK's payload hash copies the stream with io.Copy, which uses
+// WriteTo when it can and allocates a 32 KiB buffer when it cannot.
 //
 // smithy-go closes the request body as soon as client.Do returns; its
 // wrapper's WriteTo then answers io.EOF, and net/http's transport, which

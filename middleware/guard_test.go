@@ -2,10 +2,12 @@ package middleware
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
 
+	smithymiddleware "github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -66,4 +68,22 @@ func TestRequestBodyGuard(t *testing.T) {
 			t.Fatalf("the guard allocates %v per request, smithy-go's SetStream alone %v: want no more", guard, sdk)
 		}
 	})
+}
+
+// TestDeserializeGuardsTheRequestBody: what reaches the transport (the
+// handler inside the deserialize middleware) is the guarded request.
+func TestDeserializeGuardsTheRequestBody(t *testing.T) {
+	req, _ := smithyhttp.NewStackRequest().(*smithyhttp.Request).SetStream(bytes.NewReader([]byte("body")))
+	var sent io.Reader
+	next := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
+		sent = in.Request.(*smithyhttp.Request).GetStream()
+		return smithymiddleware.DeserializeOutput{}, smithymiddleware.Metadata{}, nil
+	})
+	m := &deserializeMiddleware{opts: resolve(nil)}
+	if _, _, err := m.HandleDeserialize(context.Background(), smithymiddleware.DeserializeInput{Request: req}, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sent.(io.WriterTo); ok || sent == nil {
+		t.Fatalf("the transport got a request stream %T with WriteTo", sent)
+	}
 }

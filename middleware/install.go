@@ -13,7 +13,6 @@ import (
 const (
 	DeserializeID = "streamstatus.Deserialize"
 	FinalizeID    = "streamstatus.Finalize"
-	BodyGuardID   = "streamstatus.RequestBodyGuard"
 )
 
 // IDs of the SDK middlewares ours are placed against.
@@ -111,9 +110,6 @@ func AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error, opts .
 	*apiOptions = append(*apiOptions, APIOption(opts...))
 }
 
-// The body guard holds no state; one value serves every stack.
-var bodyGuard = &bodyGuardMiddleware{}
-
 // install places the middlewares on one operation's stack: on an operation
 // with a response event stream, all of them; on any other operation of a
 // client with a budget, the budget's (CallStart and the finalize
@@ -142,11 +138,6 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 	}
 	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
-	}
-	if streaming {
-		if err := stack.Finalize.Add(bodyGuard, smithymiddleware.After); err != nil {
-			return fmt.Errorf("streamstatus: install %s on %s: %w", BodyGuardID, stack.ID(), err)
-		}
 	}
 	if streaming { // non-streaming operations have no stream to observe
 		if err := addObserver(stack); err != nil {
