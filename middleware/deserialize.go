@@ -92,11 +92,14 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // passWhole bytes is passed through in parts: the scanner reads its prelude,
 // headers and the first passPrefix payload bytes (enough to rule out an
 // error envelope), the body hands those on, then reads the payload from the
-// connection straight into the SDK's buffer, and hands on the frame's CRC
-// bytes only once the CRC of everything that passed matched. So a large
-// event is neither copied twice nor buffered, and a damaged one still ends
-// the stream with our error, never as an event. Exceptions, error messages
-// and envelope candidates are read whole, as before content.
+// connection straight into the SDK's buffer, then hands on the frame's CRC
+// bytes: after checking the CRC of everything that passed, or, when
+// WithBedrock's protocol decodes the stream (sdkChecksCRC), unchecked, for
+// the SDK's decoder to check, whose checksum error becomes ours
+// (crcFailed). So a large event is neither copied twice nor buffered, its
+// CRC is computed once, and a damaged one still ends the stream with our
+// error, never as an event. Exceptions, error messages and envelope
+// candidates are read whole, as before content.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. The SDK's reader keeps a reference to the body for as
@@ -424,13 +427,16 @@ func (b *streamBody) failure(f *framing.Frame) *smithyext.StatusError {
 // Close closes the underlying response body and releases the stream's
 // buffers. Safe for concurrent calls, and with a Read in progress.
 func (b *streamBody) Close() error {
-	b.obs.closed()
-	b.closeSrc()
-	b.closing.Store(true)
-	if b.mu.TryLock() { // else the Read holding mu releases on its way out
+	if b.mu.TryLock() { // else a Read is in progress, and counted it
 		if b.uncounted {
 			b.countPassed() // handed on whole, and not rejected (crcFailed) before Close
 		}
+		b.mu.Unlock()
+	}
+	b.obs.closed() // after the count: the span records the events delivered
+	b.closeSrc()
+	b.closing.Store(true)
+	if b.mu.TryLock() { // else the Read holding mu releases on its way out
 		b.release()
 		b.mu.Unlock()
 	}

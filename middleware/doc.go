@@ -50,16 +50,20 @@
 // After content, frames pass through one at a time. An exception, error
 // message or transport failure then ends the body with a StatusError that
 // counts the events already delivered; the SDK's reader reports it from
-// stream.Err() (wrapped as "decode event: ..."; errors.As finds it). Nothing
+// stream.Err() (wrapped as "decode event: ...", or not: errors.As finds it
+// either way). Nothing
 // is re-sent behind the consumer's back. An event frame above 16 KiB then
 // passes through in parts: its head (prelude, headers, the first 256
 // payload bytes, enough to rule out an error envelope) from the frame
 // scanner, its payload straight from the connection into the SDK's buffer,
 // its CRC bytes last, so a large event is never copied twice nor held
-// whole. Its CRC is checked once: under WithBedrock's protocol by the SDK's
-// decoder, whose checksum error becomes the same StatusError (protocol.go);
-// on the other install paths by the body as the bytes pass (the SDK then
-// checks it again), which withholds the CRC bytes of a damaged frame. The
+// whole. Its CRC is computed once: under WithBedrock's protocol by the
+// SDK's decoder alone, whose checksum error becomes the same StatusError
+// (protocol.go); on the other install paths by the body as the bytes pass,
+// which withholds the CRC bytes of a damaged frame (the SDK then checks it
+// again). Smaller frames, and every frame before content (which must be
+// checked before the call returns, so that a damaged one is retried), are
+// read whole and checked by the body, and again by the SDK. The
 // scanner's frame buffers come from a pool shared by all streams and go
 // back before a stream waits for its next frame.
 //

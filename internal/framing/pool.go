@@ -4,27 +4,45 @@ import "sync"
 
 // MaxPooledLen is the largest frame whose buffer comes from the shared pool;
 // a larger frame gets a buffer of exactly its size (see Scanner).
-const MaxPooledLen = 64 << 10
+const MaxPooledLen = 1 << 20
 
-// Frame buffers are pooled in power-of-two classes from 1 KiB to
-// MaxPooledLen, so a frame of n bytes holds at most n-1 bytes more than it
-// needs (and at most 1 KiB for the smallest frames).
+// Frame buffers are pooled in classes: powers of two from 1 KiB to 64 KiB,
+// then multiples of 64 KiB up to MaxPooledLen. A frame of n bytes holds at
+// most n-1 bytes more than it needs up to 64 KiB (at least 1 KiB for the
+// smallest frames), and less than 64 KiB more above: the memory bound per
+// stream stays one frame plus 64 KiB.
 const (
 	minPoolShift = 10
 	maxPoolShift = 16
+	stepLen      = 1 << maxPoolShift // the class step above 64 KiB
+	powClasses   = maxPoolShift - minPoolShift + 1
 )
 
-var bufPools [maxPoolShift - minPoolShift + 1]sync.Pool
+var bufPools [powClasses + MaxPooledLen/stepLen - 1]sync.Pool
 
 // poolClass returns the index in bufPools of the smallest class that holds
 // size bytes, or -1 for a frame larger than MaxPooledLen.
 func poolClass(size int) int {
-	for c := range bufPools {
+	if size > MaxPooledLen {
+		return -1
+	}
+	if size > stepLen {
+		return powClasses + (size+stepLen-1)/stepLen - 2
+	}
+	for c := range powClasses {
 		if size <= 1<<(minPoolShift+c) {
 			return c
 		}
 	}
-	return -1
+	return -1 // unreachable
+}
+
+// classLen returns the buffer length of class c.
+func classLen(c int) int {
+	if c < powClasses {
+		return 1 << (minPoolShift + c)
+	}
+	return (c - powClasses + 2) * stepLen
 }
 
 // grow returns s.buf with length size, taking a buffer from the pool (or
@@ -47,7 +65,7 @@ func (s *Scanner) grow(size int) []byte {
 	if p, ok := bufPools[c].Get().(*[]byte); ok {
 		s.bufp = p
 	} else {
-		b := make([]byte, 1<<(minPoolShift+c))
+		b := make([]byte, classLen(c))
 		s.bufp = &b
 	}
 	s.buf = (*s.bufp)[:size]
