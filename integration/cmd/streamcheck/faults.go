@@ -44,7 +44,7 @@ const specHelpText = `The fault SPEC language
                               (InvokeModelWithResponseStream only)
   reset               @frame  TCP RST instead of frame N
   cut                 @frame  half of frame N, then the connection closes (truncated frame)
-  corrupt             @frame  frame N with a wrong message CRC, then the stream ends
+  corrupt             @frame  frame N, 32 KiB larger, with a wrong message CRC, then the stream ends
   slow                @frame  a pause before frame N (for=, default 1s); the stream goes on
   httpNNN                     an HTTP NNN error answer (400-599) instead of a stream, e.g. http429
 

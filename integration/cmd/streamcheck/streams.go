@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -170,6 +171,19 @@ func eventFrame(eventType string, payload []byte) []byte {
 	return fake.Frame(m)
 }
 
+// padded returns frame with 32 KiB of JSON whitespace after its payload:
+// a frame large enough that, after content, the plugin passes it through
+// in parts (middleware's passWhole, 16 KiB) and leaves its CRC to the SDK
+// under WithBedrock, so the corrupt fault checks that path too.
+func padded(frame []byte) []byte {
+	m, err := eventstream.NewDecoder().Decode(bytes.NewReader(frame), nil)
+	if err != nil {
+		panic(fmt.Sprintf("streamcheck: decode our own frame: %v", err))
+	}
+	m.Payload = append(m.Payload, bytes.Repeat([]byte(" "), 32<<10)...)
+	return fake.Frame(m)
+}
+
 // response is the endpoint's answer to one attempt: the healthy stream of
 // the call with the faults of p (already narrowed to this attempt) in it.
 func (s stream) response(p pick) fake.Response {
@@ -189,7 +203,7 @@ func (s stream) response(p pick) fake.Response {
 			tail = []fake.Step{fake.Raw(f[:len(f)/2]), fake.Cut()}
 		case "corrupt":
 			end = min(r.frame, len(s.frames)-1)
-			f := append([]byte(nil), s.frames[end]...)
+			f := padded(s.frames[end])
 			f[len(f)-1] ^= 0xff // the message CRC
 			tail = []fake.Step{fake.Raw(f)}
 		case "error":
