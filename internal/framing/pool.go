@@ -6,6 +6,10 @@ import "sync"
 // a larger frame gets a buffer of exactly its size (see Scanner).
 const MaxPooledLen = 1 << 20
 
+// KeepLen is the largest pooled buffer a scanner keeps between frames (see
+// Scanner): what an idle stream may hold.
+const KeepLen = 8 << 10
+
 // Frame buffers are pooled in classes: powers of two from 1 KiB to 64 KiB,
 // then multiples of 64 KiB up to MaxPooledLen. A frame of n bytes holds at
 // most n-1 bytes more than it needs up to 64 KiB (at least 1 KiB for the

@@ -119,11 +119,13 @@ func (e *FrameError) Unwrap() []error {
 // [Scanner.Next]. It validates lengths, both CRCs and the header block of
 // every frame, and in steady state allocates nothing: frames of up to
 // MaxPooledLen bytes are read into buffers from a pool shared by all
-// scanners, taken when a frame's prelude has arrived and given back when
-// the next call begins (so a scanner waiting for such a frame holds no
-// buffer); a larger frame gets a buffer of exactly its size, which the
-// scanner keeps for later frames until Release. A Scanner is not safe for
-// concurrent use.
+// scanners, taken when a frame's prelude has arrived. A buffer of up to
+// KeepLen bytes stays with the scanner for the next frames (no pool
+// traffic per frame); a larger one goes back when the next call begins, so
+// a scanner waiting for a frame holds at most KeepLen bytes. A frame above
+// MaxPooledLen gets a buffer of exactly its size, which the scanner keeps
+// for later frames. Release gives everything back. A Scanner is not safe
+// for concurrent use.
 type Scanner struct {
 	r     io.Reader
 	off   int64
@@ -209,8 +211,8 @@ func (s *Scanner) next() (*Frame, error) {
 // total and headers lengths and the prelude's CRC; s.start is the frame's
 // offset.
 func (s *Scanner) prelude() (total, headersLen, preCRC uint32, err error) {
-	if s.bufp != nil {
-		s.putBuf() // the previous frame is done with: a pooled buffer is not held while waiting
+	if s.bufp != nil && cap(s.buf) > KeepLen {
+		s.putBuf() // the previous frame is done with: a large pooled buffer is not held while waiting
 	}
 	s.frame = Frame{}
 	start := s.off
