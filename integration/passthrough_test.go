@@ -17,7 +17,7 @@ import (
 // no second copy; under WithBedrock their CRC is left to the SDK's decoder,
 // on the other install paths the body checks it as the bytes pass). These
 // tests run real clients on every install path against frames far above
-// the pass-through threshold (16 KiB): the consumer gets every event
+// the pass-through threshold (2 KiB): the consumer gets every event
 // byte for byte, and every fault a large frame can carry ends the stream
 // with the typed error the small-frame matrix expects.
 

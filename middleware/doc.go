@@ -52,7 +52,7 @@
 // counts the events already delivered; the SDK's reader reports it from
 // stream.Err() (wrapped as "decode event: ...", or not: errors.As finds it
 // either way). Nothing
-// is re-sent behind the consumer's back. An event frame above 16 KiB then
+// is re-sent behind the consumer's back. An event frame above 2 KiB then
 // passes through in parts: its head (prelude, headers, the first 256
 // payload bytes, enough to rule out an error envelope) from the frame
 // scanner, its payload straight from the connection into the SDK's buffer,

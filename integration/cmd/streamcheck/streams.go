@@ -173,7 +173,7 @@ func eventFrame(eventType string, payload []byte) []byte {
 
 // padded returns frame with 32 KiB of JSON whitespace after its payload:
 // a frame large enough that, after content, the plugin passes it through
-// in parts (middleware's passWhole, 16 KiB) and leaves its CRC to the SDK
+// in parts (middleware's passWhole, 2 KiB) and leaves its CRC to the SDK
 // under WithBedrock, so the corrupt fault checks that path too.
 func padded(frame []byte) []byte {
 	m, err := eventstream.NewDecoder().Decode(bytes.NewReader(frame), nil)
