@@ -126,8 +126,9 @@ type streamBody struct {
 	err     error       // sticky: returned once pending and next are drained
 	passing bool        // after pending: the rest of a frame passed through in parts
 	// uncounted: the frame passed through last had its CRC left to the
-	// SDK's decoder (sdkChecksCRC); it counts as an event once the SDK
-	// reads on (or at Close), not if the decoder rejects it (crcFailed).
+	// SDK's decoder (sdkChecksCRC); it counts as an event once the decoder
+	// accepted it (sdkAccepted), not if it rejects it (crcFailed). Only the
+	// SDK's reader goroutine touches it.
 	uncounted bool
 
 	closeOnce sync.Once
@@ -251,9 +252,6 @@ func (b *streamBody) Read(p []byte) (int, error) {
 }
 
 func (b *streamBody) read(p []byte) (int, error) {
-	if b.uncounted && len(b.pending) == 0 {
-		b.countPassed() // the SDK's decoder accepted the frame: it reads on
-	}
 	for len(b.pending) == 0 {
 		switch {
 		case b.next != nil:
@@ -372,6 +370,22 @@ func (b *streamBody) countPassed() {
 // pass, and the SDK checks it again.
 func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 
+// sdkAccepted is called by WithBedrock's protocol (protocol.go) on the
+// reader goroutine when the SDK's decoder returned an event: a frame whose
+// CRC the body left to it is then an event, counted before the SDK hands
+// it to the consumer (so a span a Close ends after it counts it, and one
+// ended before does not).
+func (b *streamBody) sdkAccepted() {
+	if !b.uncounted {
+		return
+	}
+	b.mu.Lock()
+	if b.uncounted {
+		b.countPassed()
+	}
+	b.mu.Unlock()
+}
+
 // crcFailed is called by WithBedrock's protocol (protocol.go) on the
 // reader goroutine when the SDK's decoder rejected a frame's checksum: a
 // frame whose CRC the body left to it, so the frame passed through last.
@@ -430,13 +444,7 @@ func (b *streamBody) failure(f *framing.Frame) *smithyext.StatusError {
 // Close closes the underlying response body and releases the stream's
 // buffers. Safe for concurrent calls, and with a Read in progress.
 func (b *streamBody) Close() error {
-	if b.mu.TryLock() { // else a Read is in progress, and counted it
-		if b.uncounted {
-			b.countPassed() // handed on whole, and not rejected (crcFailed) before Close
-		}
-		b.mu.Unlock()
-	}
-	b.obs.closed() // after the count: the span records the events delivered
+	b.obs.closed()
 	b.closeSrc()
 	b.closing.Store(true)
 	if b.mu.TryLock() { // else the Read holding mu releases on its way out

@@ -1,10 +1,12 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/backoff"
 )
@@ -143,6 +145,9 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 		if err := addObserver(stack); err != nil {
 			return err
 		}
+		if err := guardAfterRequestLogger(stack); err != nil {
+			return err
+		}
 	}
 	if _, ok := stack.Initialize.Get(backoff.CallStartID); !ok {
 		if err := stack.Initialize.Add(backoff.CallStart(), smithymiddleware.Before); err != nil {
@@ -150,6 +155,49 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 		}
 	}
 	return nil
+}
+
+// requestLoggerID is the SDK's request/response logger, a deserialize
+// middleware inside ours.
+const requestLoggerID = "RequestResponseLogger"
+
+// guardAfterRequestLogger guards the request body once more, last in the
+// deserialize step, when the client logs request bodies
+// (aws.LogRequestWithBody): the SDK's logger then replaces the request
+// stream with its dump, a buffer with WriteTo, after the deserialize
+// middleware guarded it. Only then: each middleware on a stack costs an
+// allocation per call.
+func guardAfterRequestLogger(stack *smithymiddleware.Stack) error {
+	m, ok := stack.Deserialize.Get(requestLoggerID)
+	if !ok {
+		return nil
+	}
+	if l, ok := m.(*smithyhttp.RequestResponseLogger); !ok || !l.LogRequestWithBody {
+		return nil
+	}
+	if err := stack.Deserialize.Add(innerBodyGuard, smithymiddleware.After); err != nil {
+		return fmt.Errorf("streamstatus: install %s on %s: %w", innerBodyGuard.ID(), stack.ID(), err)
+	}
+	return nil
+}
+
+// innerBodyGuard is the request-body guard as a middleware of its own, for
+// guardAfterRequestLogger; it holds no state.
+var innerBodyGuard = &bodyGuardMiddleware{}
+
+type bodyGuardMiddleware struct{}
+
+func (*bodyGuardMiddleware) ID() string { return "streamstatus.RequestBodyGuard" }
+
+func (*bodyGuardMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+	smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error,
+) {
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if guarded, err := guardRequestBody(req); err == nil {
+			in.Request = guarded
+		}
+	}
+	return next.HandleDeserialize(ctx, in)
 }
 
 // hasResponseStreamOnly reports whether the operation has a response event

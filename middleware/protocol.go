@@ -174,6 +174,9 @@ func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types 
 		b.codec = p.codecs.Get().(*restjson1.Protocol)
 	}
 	ev, err := b.codec.DeserializeEventMessage(schema, types, r)
+	if err == nil {
+		b.sdkAccepted() // a frame whose CRC the body left to the decoder counts now
+	}
 	if err != nil { // the reader goroutine stops here: the codec is free
 		p.codecs.Put(b.codec)
 		b.codec = nil
