@@ -26,7 +26,8 @@ cd integration
 
 run() { # group, bench regexp, benchtime
   echo "$bin -test.run '^\$' -test.bench '$2' -test.benchtime $3" >&2
-  "$bin" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.timeout 60m >>"$OUT/$1.txt"
+  "$bin" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.timeout 60m >>"$OUT/$1.txt" ||
+    echo "(that run failed; see $OUT/$1.txt)" >&2
 }
 
 for g in $groups; do : >"$OUT/$g.txt"; done
