@@ -11,7 +11,12 @@ import (
 	"github.com/streamstatus/streamstatus/backoff"
 )
 
-// IDs of the middlewares, stable across releases.
+// IDs of the middlewares, stable across releases. The request-body guard is
+// part of the DeserializeID middleware (it was a finalize middleware of its
+// own, "streamstatus.RequestBodyGuard", before issue 20: each middleware
+// on a stack costs an allocation per call); a second copy under that ID
+// goes last in the deserialize step only when the client logs request
+// bodies (aws.LogRequestWithBody).
 const (
 	DeserializeID = "streamstatus.Deserialize"
 	FinalizeID    = "streamstatus.Finalize"
