@@ -9,7 +9,6 @@ import (
 	"io"
 	"testing"
 
-	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
@@ -37,9 +36,7 @@ func BenchmarkSDKDecode(b *testing.B) {
 		for _, size := range []int{100, 4 << 10, 64 << 10} {
 			stream := bytes.Repeat(chunkFrameOfSize(b, size), events)
 			for _, side := range []string{"bare", "withbedrock", "apioption"} {
-				var protocol interface {
-					DeserializeEventMessage(*smithy.Schema, *smithy.TypeRegistry, io.Reader) (smithy.Deserializable, error)
-				} = codec
+				var protocol eventDecoder = codec
 				if side == "withbedrock" {
 					protocol = isolateEventStreams(restjson1.New(nil), newCodecPool()).(*isolatedProtocol)
 				}
@@ -57,18 +54,7 @@ func BenchmarkSDKDecode(b *testing.B) {
 							}
 							body = sb
 						}
-						for n := 0; ; n++ {
-							_, err := protocol.DeserializeEventMessage(schema, registry, body)
-							if err == io.EOF {
-								if n != events {
-									b.Fatalf("%d events decoded, want %d", n, events)
-								}
-								break
-							}
-							if err != nil {
-								b.Fatal(err)
-							}
-						}
+						decodeAll(b, protocol, schema, registry, body, events)
 					}
 				})
 			}

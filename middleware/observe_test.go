@@ -155,6 +155,13 @@ func TestDefaultProvidersCostNothing(t *testing.T) {
 // observed returns a stream body observed by a counting meter and tracer.
 func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]byte) (*streamBody, *countingMeter, *endCountingTracer, error) {
 	t.Helper()
+	return observedOn(t, ctx, "ConverseStream", opts, bytes.Join(frames, nil))
+}
+
+// observedOn returns a body of operation op over stream, read ahead,
+// observed by a counting meter and tracer.
+func observedOn(t *testing.T, ctx context.Context, op string, opts []Option, stream []byte) (*streamBody, *countingMeter, *endCountingTracer, error) {
+	t.Helper()
 	meter := &countingMeter{counts: map[string]int{}}
 	inst, err := newInstruments(meter)
 	if err != nil {
@@ -163,8 +170,8 @@ func observedWith(t *testing.T, ctx context.Context, opts []Option, frames ...[]
 	tracer := &endCountingTracer{}
 	ctx = tracing.WithOperationTracer(ctx, tracer)
 	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
-	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "ConverseStream"}
-	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(bytes.Join(frames, nil))}, info, resolve(opts))
+	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: op}
+	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(stream)}, info, resolve(opts))
 	b.obs = newStreamObserver(ctx, info, b.opts.classifier, nil)
 	err = b.readAhead()
 	return b, meter, tracer, err

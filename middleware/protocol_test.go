@@ -138,21 +138,31 @@ func BenchmarkEventStreamIsolation(b *testing.B) {
 			b.Run(fmt.Sprintf("events=%d/side=%s", events, side.name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					body := benchBody(stream)
-					for n := 0; ; n++ {
-						_, err := side.protocol.DeserializeEventMessage(schema, registry, body)
-						if err == io.EOF {
-							if n != events {
-								b.Fatalf("%d events decoded, want %d", n, events)
-							}
-							break
-						}
-						if err != nil {
-							b.Fatal(err)
-						}
-					}
+					decodeAll(b, side.protocol, schema, registry, benchBody(stream), events)
 				}
 			})
+		}
+	}
+}
+
+// eventDecoder is what decodeAll needs of a protocol.
+type eventDecoder interface {
+	DeserializeEventMessage(*smithy.Schema, *smithy.TypeRegistry, io.Reader) (smithy.Deserializable, error)
+}
+
+// decodeAll decodes body's events to its end, as the SDK's reader does,
+// and fails tb unless there are exactly events of them.
+func decodeAll(tb testing.TB, p eventDecoder, schema *smithy.Schema, registry *smithy.TypeRegistry, body io.Reader, events int) {
+	for n := 0; ; n++ {
+		_, err := p.DeserializeEventMessage(schema, registry, body)
+		if err == io.EOF {
+			if n != events {
+				tb.Fatalf("%d events decoded, want %d", n, events)
+			}
+			return
+		}
+		if err != nil {
+			tb.Fatal(err)
 		}
 	}
 }

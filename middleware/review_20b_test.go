@@ -1,17 +1,13 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/aws/smithy-go/tracing"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
-
-	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // TestDefect_SpanUndercountsLargeEventBeforeClose: the consumer receives
@@ -44,20 +40,7 @@ func TestDefect_SpanUndercountsLargeEventBeforeClose(t *testing.T) {
 		{"WithBedrock (the SDK checks the CRC)", isolateEventStreams(restjson1.New(nil), newCodecPool())},
 	} {
 		t.Run(side.name, func(t *testing.T) {
-			meter := &countingMeter{counts: map[string]int{}}
-			inst, err := newInstruments(meter)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tracer := &endCountingTracer{}
-			ctx := tracing.WithOperationTracer(context.Background(), tracer)
-			ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
-			info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
-			b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(stream)}, info, resolve(nil))
-			b.obs = newStreamObserver(ctx, info, b.opts.classifier, nil)
-			if err := b.readAhead(); err != nil {
-				t.Fatal(err)
-			}
+			b, tracer := observedInvokeBody(t, stream)
 			// The SDK's reader goroutine decodes three events and hands
 			// each to the consumer, who then closes the stream.
 			for i := range received {
@@ -80,4 +63,15 @@ func TestDefect_SpanUndercountsLargeEventBeforeClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// observedInvokeBody is an InvokeModelWithResponseStream stream body over
+// stream, read ahead, whose observer meters and traces into fakes.
+func observedInvokeBody(t *testing.T, stream []byte) (*streamBody, *endCountingTracer) {
+	t.Helper()
+	b, _, tracer, err := observedOn(t, context.Background(), "InvokeModelWithResponseStream", nil, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, tracer
 }

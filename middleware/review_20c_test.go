@@ -1,18 +1,13 @@
 package middleware
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/smithy-go/eventstream"
-	"github.com/aws/smithy-go/tracing"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
-
-	"github.com/streamstatus/streamstatus/internal/streamerr"
 )
 
 // TestDefect_CloseCountsDamagedPassedFrame: under WithBedrock's protocol a
@@ -38,20 +33,7 @@ func TestDefect_CloseCountsDamagedPassedFrame(t *testing.T) {
 	)
 	const delivered = 2
 
-	meter := &countingMeter{counts: map[string]int{}}
-	inst, err := newInstruments(meter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracer := &endCountingTracer{}
-	ctx := tracing.WithOperationTracer(context.Background(), tracer)
-	ctx = context.WithValue(ctx, callObserverKey{}, &callObserver{inst: inst})
-	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
-	b := newStreamBody(ctx, &closeRecorder{Reader: bytes.NewReader(stream)}, info, resolve(nil))
-	b.obs = newStreamObserver(ctx, info, b.opts.classifier, nil)
-	if err := b.readAhead(); err != nil {
-		t.Fatal(err)
-	}
+	b, tracer := observedInvokeBody(t, stream)
 	p := isolateEventStreams(restjson1.New(nil), newCodecPool())
 	for i := range delivered {
 		if _, err := p.DeserializeEventMessage(schema, registry, b); err != nil {

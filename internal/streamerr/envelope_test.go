@@ -17,6 +17,16 @@ import (
 
 func chunk(t testing.TB, payload string) *framing.Frame {
 	t.Helper()
+	f, err := framing.NewScanner(bytes.NewReader(chunkBytesOf(t, payload))).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// chunkBytesOf encodes a chunk event frame carrying payload.
+func chunkBytesOf(t testing.TB, payload string) []byte {
+	t.Helper()
 	var m eventstream.Message
 	m.Headers.Set(":message-type", eventstream.StringValue("event"))
 	m.Headers.Set(":event-type", eventstream.StringValue("chunk"))
@@ -25,11 +35,7 @@ func chunk(t testing.TB, payload string) *framing.Frame {
 	if err := eventstream.NewEncoder().Encode(&buf, m); err != nil {
 		t.Fatal(err)
 	}
-	f, err := framing.NewScanner(&buf).Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return buf.Bytes()
 }
 
 func chunkOf(content string) string {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/smithy-go/eventstream"
-
 	"github.com/streamstatus/streamstatus/classify"
 	"github.com/streamstatus/streamstatus/internal/framing"
 	"github.com/streamstatus/streamstatus/internal/streamerr"
@@ -17,15 +15,7 @@ import (
 // payload prefix of n bytes (a whole frame when n covers the payload).
 func headOf(t testing.TB, payload string, n int) *framing.Frame {
 	t.Helper()
-	var m eventstream.Message
-	m.Headers.Set(":message-type", eventstream.StringValue("event"))
-	m.Headers.Set(":event-type", eventstream.StringValue("chunk"))
-	m.Payload = []byte(payload)
-	var buf bytes.Buffer
-	if err := eventstream.NewEncoder().Encode(&buf, m); err != nil {
-		t.Fatal(err)
-	}
-	f, err := framing.NewScanner(&buf).NextHead(0, n)
+	f, err := framing.NewScanner(bytes.NewReader(chunkBytesOf(t, payload))).NextHead(0, n)
 	if err != nil {
 		t.Fatal(err)
 	}
