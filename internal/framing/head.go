@@ -84,8 +84,7 @@ func (s *Scanner) rest(total, headersLen, preCRC uint32) (*Frame, error) {
 	}
 	msgCRC := crc32.Update(preCRC, crc32.IEEETable, buf[8:size-4])
 	if wire := binary.BigEndian.Uint32(buf[size-4:]); wire != msgCRC {
-		return nil, &FrameError{Offset: start, Err: ErrMessageCRC,
-			Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", msgCRC, wire)}
+		return nil, crcMismatch(start, msgCRC, wire)
 	}
 	return s.parseHeaders(buf, headersLen, false)
 }
@@ -169,8 +168,7 @@ func (s *Scanner) Finish() ([]byte, error) {
 		return nil, s.fail(s.truncated(s.start, "frame", total-4+n, total, err))
 	}
 	if wire := binary.BigEndian.Uint32(s.trailer[:]); wire != s.crc && !s.leave {
-		return nil, s.fail(&FrameError{Offset: s.start, Err: ErrMessageCRC,
-			Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", s.crc, wire)})
+		return nil, s.fail(crcMismatch(s.start, s.crc, wire))
 	}
 	s.partial, s.leave = false, false
 	s.frame = Frame{}
@@ -225,8 +223,7 @@ func (s *Scanner) complete(head int, headersLen uint32) (*Frame, error) {
 	}
 	msgCRC := crc32.Update(s.crc, crc32.IEEETable, buf[head:total-4])
 	if wire := binary.BigEndian.Uint32(buf[total-4:]); wire != msgCRC {
-		return nil, &FrameError{Offset: s.start, Err: ErrMessageCRC,
-			Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", msgCRC, wire)}
+		return nil, crcMismatch(s.start, msgCRC, wire)
 	}
 	s.partial = false
 	return s.parseHeaders(buf, headersLen, false)
@@ -235,3 +232,10 @@ func (s *Scanner) complete(head int, headersLen uint32) (*Frame, error) {
 // FrameOffset returns the stream offset of the frame read last (or being
 // read), for errors about it found outside the scanner.
 func (s *Scanner) FrameOffset() int64 { return s.start }
+
+// crcMismatch is the error of a frame at offset start whose message CRC,
+// computed, differs from the one it carries.
+func crcMismatch(start int64, computed, wire uint32) *FrameError {
+	return &FrameError{Offset: start, Err: ErrMessageCRC,
+		Detail: fmt.Sprintf("message CRC mismatch (computed 0x%08x, frame carries 0x%08x)", computed, wire)}
+}
