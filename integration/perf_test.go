@@ -161,35 +161,44 @@ func BenchmarkOpenStreamMemory(b *testing.B) {
 			for i := range clients {
 				clients[i] = newClient(srv, side.how, 1)
 			}
-			var perStream float64
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				var ms runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				base := ms.HeapAlloc
-				streams := make([]*bedrockruntime.InvokeModelWithResponseStreamEventStream, 0, open)
-				for _, c := range clients {
-					out, err := c.InvokeModelWithResponseStream(context.Background(), perfInput)
-					if err != nil {
-						b.Fatal(err)
-					}
-					s := out.GetStream()
-					<-s.Events() // the first event, then the stream hangs open
-					streams = append(streams, s)
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				perStream += (float64(ms.HeapAlloc) - float64(base)) / open
-				for _, s := range streams {
-					s.Close()
-				}
-			}
+			perStream := heapPerOpenStream(b, open, func(i int) *bedrockruntime.Client { return clients[i] })
 			b.StopTimer()
-			b.ReportMetric(perStream/float64(b.N), "heap-B/stream")
+			b.ReportMetric(perStream, "heap-B/stream")
 			b.ReportMetric(float64(len(frame)), "frame-B")
 		})
 	}
+}
+
+// heapPerOpenStream opens open streams (the i-th on client(i)), reads each
+// one's first event, and returns the heap they hold per stream while open,
+// averaged over b.N rounds; the streams hang open until measured, then are
+// closed.
+func heapPerOpenStream(b *testing.B, open int, client func(i int) *bedrockruntime.Client) float64 {
+	var perStream float64
+	for i := 0; i < b.N; i++ {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapAlloc
+		streams := make([]*bedrockruntime.InvokeModelWithResponseStreamEventStream, 0, open)
+		for j := range open {
+			out, err := client(j).InvokeModelWithResponseStream(context.Background(), perfInput)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := out.GetStream()
+			<-s.Events() // the first event, then the stream hangs open
+			streams = append(streams, s)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		perStream += (float64(ms.HeapAlloc) - float64(base)) / float64(open)
+		for _, s := range streams {
+			s.Close()
+		}
+	}
+	return perStream / float64(b.N)
 }
 
 // BenchmarkFirstFrameThrottle: a first-frame throttle with a fixed 5ms

@@ -113,30 +113,8 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			srv := newServer(b)
 			srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Raw(frame), fake.Hang()}})
 			c := side.new(srv)
-			var perStream float64
-			for i := 0; i < b.N; i++ {
-				var ms runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				base := ms.HeapAlloc
-				streams := make([]*bedrockruntime.InvokeModelWithResponseStreamEventStream, 0, open)
-				for range open {
-					out, err := c.InvokeModelWithResponseStream(context.Background(), perfInput)
-					if err != nil {
-						b.Fatal(err)
-					}
-					s := out.GetStream()
-					<-s.Events()
-					streams = append(streams, s)
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				perStream += (float64(ms.HeapAlloc) - float64(base)) / open
-				for _, s := range streams {
-					s.Close()
-				}
-			}
-			b.ReportMetric(perStream/float64(b.N), "heap-B/stream")
+			perStream := heapPerOpenStream(b, open, func(int) *bedrockruntime.Client { return c })
+			b.ReportMetric(perStream, "heap-B/stream")
 			b.ReportMetric(float64(len(frame)), "frame-B")
 		})
 	}

@@ -99,19 +99,7 @@ func TestStallTimeoutsAllocateNothingPerFrame(t *testing.T) {
 		r := resolve(opts)
 		src := &closeRecorder{}
 		buf := make([]byte, 4096)
-		return testing.AllocsPerRun(20, func() {
-			src.Reader = bytes.NewReader(stream)
-			b := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
-			if err := b.readAhead(); err != nil {
-				t.Fatal(err)
-			}
-			for {
-				if _, err := b.Read(buf); err != nil {
-					break
-				}
-			}
-			_ = b.Close()
-		})
+		return testing.AllocsPerRun(20, func() { _ = drainBody(t, src, stream, r, buf).Close() })
 	}
 	on := []Option{WithFirstEventTimeout(time.Minute), WithIdleTimeout(time.Minute)}
 	off10, off1000 := perStream(10), perStream(1000)
@@ -144,17 +132,7 @@ func BenchmarkPassThrough(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(stream)))
 				for b.Loop() {
-					src.Reader = bytes.NewReader(stream)
-					body := newStreamBody(context.Background(), src, streamerr.Stream{}, r)
-					if err := body.readAhead(); err != nil {
-						b.Fatal(err)
-					}
-					for {
-						if _, err := body.Read(buf); err != nil {
-							break
-						}
-					}
-					_ = body.Close()
+					_ = drainBody(b, src, stream, r, buf).Close()
 				}
 			})
 		}
