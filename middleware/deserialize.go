@@ -34,11 +34,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	// The request-body guard (finalize.go): the deserialize step runs
 	// after the whole finalize step, so after signing, and its input is the
 	// request the transport sends.
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		if guarded, err := guardRequestBody(req); err == nil {
-			in.Request = guarded
-		}
-	}
+	guardInput(&in)
 	out, md, err = next.HandleDeserialize(ctx, in)
 	if err != nil {
 		// HTTP error answers: exactly as without the plugin, except that

@@ -51,6 +51,31 @@ var errRetryerNotBudget = errors.New("streamstatus: WithBudget(budget) is set bu
 	"set aws.Config.Retryer to func() aws.Retryer { return budget.NewStandard() } (or NewAdaptive), " +
 	"or install on Bedrock with middleware.WithBedrock(middleware.WithBudget(budget))")
 
+// innerBodyGuard is the request-body guard as a middleware of its own, for
+// guardAfterRequestLogger; it holds no state.
+var innerBodyGuard = &bodyGuardMiddleware{}
+
+type bodyGuardMiddleware struct{}
+
+func (*bodyGuardMiddleware) ID() string { return "streamstatus.RequestBodyGuard" }
+
+func (*bodyGuardMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+	smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error,
+) {
+	guardInput(&in)
+	return next.HandleDeserialize(ctx, in)
+}
+
+// guardInput gives the transport, through in, a request body without
+// WriteTo (guardRequestBody).
+func guardInput(in *smithymiddleware.DeserializeInput) {
+	if req, ok := in.Request.(*smithyhttp.Request); ok {
+		if guarded, err := guardRequestBody(req); err == nil {
+			in.Request = guarded
+		}
+	}
+}
+
 // guardRequestBody hands the transport a request stream without a WriteTo
 // method. The deserialize middleware calls it for each attempt, after
 // signing: the SDK's payload hash copies the stream with io.Copy, which uses

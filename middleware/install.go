@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -184,25 +183,6 @@ func guardAfterRequestLogger(stack *smithymiddleware.Stack) error {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", innerBodyGuard.ID(), stack.ID(), err)
 	}
 	return nil
-}
-
-// innerBodyGuard is the request-body guard as a middleware of its own, for
-// guardAfterRequestLogger; it holds no state.
-var innerBodyGuard = &bodyGuardMiddleware{}
-
-type bodyGuardMiddleware struct{}
-
-func (*bodyGuardMiddleware) ID() string { return "streamstatus.RequestBodyGuard" }
-
-func (*bodyGuardMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
-	smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error,
-) {
-	if req, ok := in.Request.(*smithyhttp.Request); ok {
-		if guarded, err := guardRequestBody(req); err == nil {
-			in.Request = guarded
-		}
-	}
-	return next.HandleDeserialize(ctx, in)
 }
 
 // hasResponseStreamOnly reports whether the operation has a response event
