@@ -71,22 +71,12 @@ func (s *Scanner) NextHead(whole, prefix int) (*Frame, error) {
 	return f, nil
 }
 
-// rest reads the rest of the frame whose prelude is in s.pre, whole.
+// rest reads the rest of the frame whose prelude is in s.pre, whole: a
+// frame whose head is its prelude alone, completed.
 func (s *Scanner) rest(total, headersLen, preCRC uint32) (*Frame, error) {
-	start := s.start
-	size := int(total)
-	buf := s.grow(size)
-	copy(buf, s.pre[:])
-	n, err := io.ReadFull(s.r, buf[PreludeLen:])
-	s.off += int64(n)
-	if err != nil {
-		return nil, s.truncated(start, "frame", PreludeLen+n, size, err)
-	}
-	msgCRC := crc32.Update(preCRC, crc32.IEEETable, buf[8:size-4])
-	if wire := binary.BigEndian.Uint32(buf[size-4:]); wire != msgCRC {
-		return nil, crcMismatch(start, msgCRC, wire)
-	}
-	return s.parseHeaders(buf, headersLen, false)
+	copy(s.grow(int(total)), s.pre[:])
+	s.crc = crc32.Update(preCRC, crc32.IEEETable, s.pre[8:])
+	return s.complete(PreludeLen, headersLen)
 }
 
 // fail makes err sticky and drops the current frame.
