@@ -9,6 +9,7 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	smithy "github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/eventstream"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
@@ -98,7 +99,8 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // candidates are read whole, as before content.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
-// from any goroutine. The SDK's reader keeps a reference to the body for as
+// from any goroutine. Under WithBedrock's protocol the reader goroutine
+// holds mu for a whole message (decode) rather than for each Read. The SDK's reader keeps a reference to the body for as
 // long as the caller holds the output, so the body lets go of its frame
 // buffer as soon as it is no longer needed: the scanner's buffers come from
 // a shared pool and go back before the body waits for the next frame, and
@@ -123,9 +125,12 @@ type streamBody struct {
 	passing bool        // after pending: the rest of a frame passed through in parts
 	// uncounted: the frame passed through last had its CRC left to the
 	// SDK's decoder (sdkChecksCRC); it counts as an event once the decoder
-	// accepted it (sdkAccepted), not if it rejects it (crcFailed). Only the
+	// accepted it (decode), not if it rejects it (crcFailed). Only the
 	// SDK's reader goroutine touches it.
 	uncounted bool
+	// decoding: the SDK's reader goroutine is inside decode, which holds
+	// mu; only that goroutine touches it.
+	decoding bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -236,15 +241,23 @@ func appendBounded(ahead, frame []byte, limit int) []byte {
 
 // Read hands the SDK's reader the stream's bytes, a frame at a time.
 func (b *streamBody) Read(p []byte) (int, error) {
+	if b.decoding {
+		return b.read(p) // inside decode, which holds mu for the whole message
+	}
 	b.mu.Lock()
 	n, err := b.read(p)
 	b.mu.Unlock()
+	b.releaseIfClosed()
+	return n, err
+}
+
+// releaseIfClosed releases the buffers when Close ran while mu was held
+// (Close cannot release then; the holder does on its way out).
+func (b *streamBody) releaseIfClosed() {
 	if b.closing.Load() && b.mu.TryLock() {
-		// Close ran while this Read held mu (and could not release).
 		b.release()
 		b.mu.Unlock()
 	}
-	return n, err
 }
 
 func (b *streamBody) read(p []byte) (int, error) {
@@ -366,30 +379,40 @@ func (b *streamBody) countPassed() {
 // pass, and the SDK checks it again.
 func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 
-// sdkAccepted is called by WithBedrock's protocol (protocol.go) on the
-// reader goroutine when the SDK's decoder returned an event: a frame whose
-// CRC the body left to it is then an event, counted before the SDK hands
-// it to the consumer (so a span a Close ends after it counts it, and one
-// ended before does not).
-func (b *streamBody) sdkAccepted() {
-	if !b.uncounted {
-		return
-	}
+// decode decodes the stream's next message with codec, WithBedrock's
+// per-stream codec (protocol.go), on the SDK's reader goroutine. It holds
+// mu for the whole message, so the SDK decoder's many small reads of a
+// frame (a prelude field, a header's name, its value, ...) skip the lock
+// (Read, decoding), and Close, which cannot take mu meanwhile, leaves the
+// release to it. A frame whose CRC the body left to the decoder counts as
+// an event once the decoder returned it (before the SDK hands it to the
+// consumer, so a span a Close ends after it counts it, and one ended
+// before does not); a checksum error from the decoder becomes the body's
+// own (crcFailed).
+func (b *streamBody) decode(codec *restjson1.Protocol, schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
 	b.mu.Lock()
-	if b.uncounted {
-		b.countPassed()
+	b.decoding = true
+	ev, err := codec.DeserializeEventMessage(schema, types, b)
+	switch {
+	case err == nil:
+		if b.uncounted {
+			b.countPassed()
+		}
+	case errors.As(err, new(eventstream.ChecksumError)):
+		err = b.crcFailed(err)
 	}
+	b.decoding = false
 	b.mu.Unlock()
+	b.releaseIfClosed()
+	return ev, err
 }
 
-// crcFailed is called by WithBedrock's protocol (protocol.go) on the
-// reader goroutine when the SDK's decoder rejected a frame's checksum: a
-// frame whose CRC the body left to it, so the frame passed through last.
-// It ends the stream with the StatusError the body would have returned
-// had it checked the CRC itself, and returns it.
+// crcFailed is called by decode when the SDK's decoder rejected a frame's
+// checksum: a frame whose CRC the body left to it, so the frame passed
+// through last. It ends the stream with the StatusError the body would
+// have returned had it checked the CRC itself, and returns it. The caller
+// holds mu.
 func (b *streamBody) crcFailed(sdkErr error) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.err != nil && b.err != io.EOF {
 		return b.err
 	}

@@ -1,13 +1,11 @@
 package middleware
 
 import (
-	"errors"
 	"io"
 	"reflect"
 	"sync"
 
 	smithy "github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/eventstream"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 )
@@ -86,14 +84,17 @@ import (
 // release pulled into go.mod and says so. Then delete this file, the codec
 // field of streamBody and the Protocol line of WithBedrock, and run
 // TestConcurrentStreams* in integration/ under -race: they must still pass.
-// (streamBody's sdkChecksCRC and crcFailed go too: without this protocol
-// the body checks every passed-through frame's CRC itself, as on the other
-// install paths; or keep a protocol wrapper for the checksum error alone.)
+// (streamBody's sdkChecksCRC, decode and crcFailed go too: without this
+// protocol the body checks every passed-through frame's CRC itself and
+// locks per read, as on the other install paths; or keep a protocol
+// wrapper for those alone.)
 //
 // The same wrapper lets a passed-through frame's CRC be checked once: the
 // body leaves it to the SDK's decoder (deserialize.go, sdkChecksCRC), and
-// DeserializeEventMessage turns the decoder's eventstream.ChecksumError into
-// the body's StatusError (crcFailed). TestDamagedLargeEventTypedOnEvery-
+// the body's decode, which DeserializeEventMessage calls, turns the
+// decoder's eventstream.ChecksumError into the body's StatusError
+// (crcFailed). decode also holds the body's lock once per message instead
+// of once per read (the decoder reads a frame in ~15 small reads). TestDamagedLargeEventTypedOnEvery-
 // DecodePath fails should a smithy-go release stop checking the CRC.
 
 // isolatedProtocol is a client's restJson1 protocol with one event-stream
@@ -160,9 +161,9 @@ func isolateClientProtocol(opts any, codecs *sync.Pool) {
 	f.Set(reflect.ValueOf(isolateEventStreams(f.Interface().(smithyhttp.ClientProtocol), codecs)))
 }
 
-// DeserializeEventMessage decodes the next message of r with r's own codec.
-// It is called only from r's reader goroutine (smithyhttp.EventStreamReader),
-// so the codec field needs no lock.
+// DeserializeEventMessage decodes the next message of r with r's own codec
+// (streamBody.decode). It is called only from r's reader goroutine
+// (smithyhttp.EventStreamReader), so the codec field needs no lock.
 func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types *smithy.TypeRegistry, r io.Reader) (smithy.Deserializable, error) {
 	b, ok := r.(*streamBody)
 	if !ok {
@@ -173,18 +174,10 @@ func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types 
 	if b.codec == nil {
 		b.codec = p.codecs.Get().(*restjson1.Protocol)
 	}
-	ev, err := b.codec.DeserializeEventMessage(schema, types, r)
-	if err == nil {
-		b.sdkAccepted() // a frame whose CRC the body left to the decoder counts now
-	}
+	ev, err := b.decode(b.codec, schema, types)
 	if err != nil { // the reader goroutine stops here: the codec is free
 		p.codecs.Put(b.codec)
 		b.codec = nil
-		if errors.As(err, new(eventstream.ChecksumError)) {
-			// A frame whose CRC the body left to the SDK (sdkChecksCRC):
-			// the same typed error as if the body had checked it.
-			err = b.crcFailed(err)
-		}
 	}
 	return ev, err
 }

@@ -51,7 +51,9 @@ func TestDefect_CloseCountsDamagedPassedFrame(t *testing.T) {
 	// ... the consumer closes the stream while the decoder checks the CRC ...
 	_ = b.Close()
 	// ... and the decoder's checksum error reaches crcFailed (protocol.go).
+	b.mu.Lock()
 	_ = b.crcFailed(eventstream.ChecksumError{})
+	b.mu.Unlock()
 
 	if len(tracer.spans) != 1 {
 		t.Fatalf("%d spans, want 1", len(tracer.spans))
