@@ -5,14 +5,15 @@
 # alike; then benchstat -col /side.
 #
 #   integration/bench20.sh                 # all of them, ROUNDS=10 (about 25 minutes on 2 cores)
-#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle
+#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter
+#   ROUNDS=30 integration/bench20.sh inter # 1-event streams, sides interleaved in each process (about 3 minutes)
 #   OUT=/tmp/b20 integration/bench20.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-groups=${*:-big one conc idle}
+groups=${*:-big one conc idle inter}
 
 if ! command -v benchstat >/dev/null 2>&1; then
   echo "installing benchstat (golang.org/x/perf/cmd/benchstat) through the Go module proxy" >&2
@@ -44,10 +45,22 @@ for r in $(seq "$ROUNDS"); do
         run conc 'ConcurrentStreams' 1s ;;
       idle) # 1,000 open idle streams (memory only)
         run idle 'IdleStreamMemory' 1x ;;
+      inter) # 1-event streams, baresafe and plugin alternating in blocks inside each process
+        run inter 'OneEventInterleaved' 3000x ;;
     esac
   done
 done
 for g in $groups; do
-  benchstat -col /side "$OUT/$g.txt" >"$OUT/$g.summary.txt"
+  if [ "$g" = inter ]; then
+    # Each process reports its own ratios: their mean and standard error.
+    awk '/^BenchmarkOneEventInterleaved/ {
+        for (i = 3; i < NF; i++) if ($(i+1) ~ /-ratio$/) { k = $1 " " $(i+1); n[k]++; s[k] += $i; q[k] += $i * $i }
+      }
+      END { for (k in n) { m = s[k] / n[k]; v = n[k] > 1 ? (q[k] - n[k] * m * m) / (n[k] - 1) : 0
+              printf "%s: mean %.4f ± %.4f (standard error, %d processes)\n", k, m, sqrt(v / n[k]), n[k] } }' \
+      "$OUT/$g.txt" | sort >"$OUT/$g.summary.txt"
+  else
+    benchstat -col /side "$OUT/$g.txt" >"$OUT/$g.summary.txt"
+  fi
   echo "== $g: $OUT/$g.summary.txt" >&2
 done

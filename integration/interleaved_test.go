@@ -1,0 +1,72 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+
+	"github.com/streamstatus/streamstatus/integration/fake"
+)
+
+// BenchmarkOneEventInterleaved: 1-event streams on the race-free bare
+// baseline (side=baresafe, scale_test.go) and on the plugin (WithBedrock)
+// in one process, in alternating blocks of interleaveBlock streams, the
+// side that goes first alternating too, so that a shared machine's slow
+// spells hit both sides alike. Each side has a fake endpoint of its own.
+// It reports both sides' wall time per stream and the ratios baseline /
+// plugin of wall time (speed-ratio, ≥ 0.98 is the target) and of the
+// process's CPU time (cpu-ratio, client and server). One process is one
+// sample; integration/bench20.sh inter runs many and averages them.
+//
+// Each side's blocks, and its endpoint's goroutines, run under the pprof
+// label side=baresafe or side=plugin, so that one CPU profile splits by
+// side:
+//
+//	go test -run '^$' -bench OneEventInterleaved -benchtime 20000x -cpuprofile cpu.out ./integration/
+//	go tool pprof -tagfocus side=plugin -top cpu.out
+func BenchmarkOneEventInterleaved(b *testing.B) {
+	for _, size := range []int{100, 4 << 10} {
+		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
+			var clients [2]*bedrockruntime.Client
+			labels := [2]pprof.LabelSet{pprof.Labels("side", "baresafe"), pprof.Labels("side", "plugin")}
+			for k, side := range []int{1, 2} { // scaleSides: baresafe, plugin
+				pprof.Do(context.Background(), labels[k], func(context.Context) {
+					srv := newServer(b) // its accept loop, so its connections, carry the label
+					srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(size), 1)}})
+					clients[k] = scaleSides[side].new(srv)
+				})
+			}
+			var wall, cpu [2]int64
+			b.ResetTimer()
+			for block := 0; block*interleaveBlock < b.N; block++ {
+				for turn := range 2 {
+					k := (block + turn) % 2
+					cpu0, start := cpuTime(), time.Now()
+					pprof.Do(context.Background(), labels[k], func(context.Context) {
+						for range interleaveBlock {
+							if n, _, failed := drain(clients[k], start); failed || n != 1 {
+								b.Fatalf("%v: %d events, failed %v", labels[k], n, failed)
+							}
+						}
+					})
+					wall[k] += int64(time.Since(start))
+					cpu[k] += cpuTime() - cpu0
+				}
+			}
+			streams := float64((b.N + interleaveBlock - 1) / interleaveBlock * interleaveBlock)
+			b.ReportMetric(float64(wall[0])/streams, "baresafe-ns/stream")
+			b.ReportMetric(float64(wall[1])/streams, "plugin-ns/stream")
+			b.ReportMetric(float64(wall[0])/float64(wall[1]), "speed-ratio")
+			b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
+		})
+	}
+}
+
+// interleaveBlock is the number of streams a side runs before the other
+// takes its turn: about 4 ms of work, far shorter than the drifts of a
+// shared machine.
+const interleaveBlock = 25
