@@ -115,8 +115,9 @@ type streamBody struct {
 	// apply to this operation.
 	envelope func(streamerr.Stream, *framing.Frame) *smithyext.StatusError
 
-	// mu is held by Read for the whole call, and by Close only to release
-	// the buffers (after closing src, which ends a Read blocked on it).
+	// mu is held by Read for the whole call (under WithBedrock's protocol
+	// by decode, for a whole message), and by Close only to release the
+	// buffers (after closing src, which ends a Read blocked on it).
 	mu      sync.Mutex
 	closing atomic.Bool // Close was called: the next holder of mu releases
 	pending []byte      // wire bytes not yet handed to the SDK's reader
