@@ -19,8 +19,9 @@ import (
 // spells hit both sides alike. Each side has a fake endpoint of its own.
 // It reports both sides' wall time per stream and the ratios baseline /
 // plugin of wall time (speed-ratio, ≥ 0.98 is the target) and of the
-// process's CPU time (cpu-ratio, client and server). One process is one
-// sample; integration/bench20.sh inter runs many and averages them.
+// process's CPU time (cpu-ratio, client and server); ns/op counts one
+// stream of each side. One process is one sample; integration/bench20.sh
+// inter runs many and averages them.
 //
 // Each side's blocks, and its endpoint's goroutines, run under the pprof
 // label side=baresafe or side=plugin, so that one CPU profile splits by
