@@ -100,8 +100,9 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. Under WithBedrock's protocol the reader goroutine
-// holds mu for a whole message (decode) rather than for each Read. The SDK's reader keeps a reference to the body for as
-// long as the caller holds the output, so the body lets go of its frame
+// holds mu for a whole message (decode) rather than for each Read. The
+// SDK's reader keeps a reference to the body for as long as the caller
+// holds the output, so the body lets go of its frame
 // buffer as soon as it is no longer needed: the scanner's buffers come from
 // a shared pool and go back before the body waits for the next frame, and
 // at the stream's end, at a failure, or at Close, whichever comes first.
@@ -380,8 +381,8 @@ func (b *streamBody) countPassed() {
 // pass, and the SDK checks it again.
 func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 
-// decode decodes the stream's next message with codec, WithBedrock's
-// per-stream codec (protocol.go), on the SDK's reader goroutine. It holds
+// decode decodes the stream's next message with the stream's codec
+// (WithBedrock's, protocol.go), on the SDK's reader goroutine. It holds
 // mu for the whole message, so the SDK decoder's many small reads of a
 // frame (a prelude field, a header's name, its value, ...) skip the lock
 // (Read, decoding), and Close, which cannot take mu meanwhile, leaves the
@@ -390,10 +391,10 @@ func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 // consumer, so a span a Close ends after it counts it, and one ended
 // before does not); a checksum error from the decoder becomes the body's
 // own (crcFailed).
-func (b *streamBody) decode(codec *restjson1.Protocol, schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
+func (b *streamBody) decode(schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
 	b.mu.Lock()
 	b.decoding = true
-	ev, err := codec.DeserializeEventMessage(schema, types, b)
+	ev, err := b.codec.DeserializeEventMessage(schema, types, b)
 	switch {
 	case err == nil:
 		if b.uncounted {

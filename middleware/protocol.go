@@ -94,8 +94,9 @@ import (
 // the body's decode, which DeserializeEventMessage calls, turns the
 // decoder's eventstream.ChecksumError into the body's StatusError
 // (crcFailed). decode also holds the body's lock once per message instead
-// of once per read (the decoder reads a frame in ~15 small reads). TestDamagedLargeEventTypedOnEvery-
-// DecodePath fails should a smithy-go release stop checking the CRC.
+// of once per read (the decoder reads a frame in ~15 small reads).
+// TestDamagedLargeEventTypedOnEveryDecodePath fails should a smithy-go
+// release stop checking the CRC.
 
 // isolatedProtocol is a client's restJson1 protocol with one event-stream
 // codec per response stream.
@@ -174,7 +175,7 @@ func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types 
 	if b.codec == nil {
 		b.codec = p.codecs.Get().(*restjson1.Protocol)
 	}
-	ev, err := b.decode(b.codec, schema, types)
+	ev, err := b.decode(schema, types)
 	if err != nil { // the reader goroutine stops here: the codec is free
 		p.codecs.Put(b.codec)
 		b.codec = nil
