@@ -98,10 +98,7 @@ func TestDecodeCloseWhileBlockedMidFrame(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the decode never returned after Close")
 	}
-	b.mu.Lock()
-	held := b.scan.Held()
-	b.mu.Unlock()
-	if held != 0 {
+	if held := heldBytes(b); held != 0 {
 		t.Errorf("the body still holds a %d-byte frame buffer after Close and the decode's end", held)
 	}
 	if b.codec != nil {
@@ -138,71 +135,54 @@ func TestDecodeRacesClose(t *testing.T) {
 	p := isolateEventStreams(restjson1.New(nil), newCodecPool()).(*isolatedProtocol)
 	info := streamerr.Stream{Service: "Bedrock Runtime", Operation: "InvokeModelWithResponseStream"}
 	sizes := []int{10, 900, 3000, 7000, 40000}
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 48 {
-		wg.Add(1)
+	inParallel(t, 48, func(g int) error {
+		var frames [][]byte
+		var want []string
+		for i := range 20 {
+			content := fmt.Sprintf("%d/%d:", g, i) + strings.Repeat(string(rune('a'+(g+i)%26)), sizes[(g+i)%len(sizes)])
+			want = append(want, content)
+			frames = append(frames, bigChunk(t, content))
+		}
+		src := &closingReader{r: &chunkedReader{data: bytes.Join(frames, nil), max: 1 + g*997%9000}}
+		b := newStreamBody(context.Background(), src, info, resolve(nil))
+		if err := b.readAhead(); err != nil {
+			return err
+		}
+		done := make(chan struct{})
+		closed := make(chan struct{})
 		go func() {
-			defer wg.Done()
-			var frames [][]byte
-			var want []string
-			for i := range 20 {
-				content := fmt.Sprintf("%d/%d:", g, i) + strings.Repeat(string(rune('a'+(g+i)%26)), sizes[(g+i)%len(sizes)])
-				want = append(want, content)
-				frames = append(frames, bigChunk(t, content))
+			time.Sleep(time.Duration(g%12) * 40 * time.Microsecond)
+			close(done) // the SDK's Close: done first, then the body
+			_ = b.Close()
+			close(closed)
+		}()
+		for i := 0; ; i++ {
+			ev, err := p.DeserializeEventMessage(schema, registry, b)
+			if err != nil {
+				break // the stream's end, or Close
 			}
-			src := &closingReader{r: &chunkedReader{data: bytes.Join(frames, nil), max: 1 + g*997%9000}}
-			b := newStreamBody(context.Background(), src, info, resolve(nil))
-			if err := b.readAhead(); err != nil {
-				errs <- err
-				return
+			chunk, ok := any(ev).(*types.PayloadPart) // through any: on the per-operation SDK generation PayloadPart is no smithy.Deserializable
+			if !ok {
+				return fmt.Errorf("stream %d event %d: %T", g, i, ev)
 			}
-			done := make(chan struct{})
-			closed := make(chan struct{})
-			go func() {
-				time.Sleep(time.Duration(g%12) * 40 * time.Microsecond)
-				close(done) // the SDK's Close: done first, then the body
-				_ = b.Close()
-				close(closed)
-			}()
-			for i := 0; ; i++ {
-				ev, err := p.DeserializeEventMessage(schema, registry, b)
-				if err != nil {
-					break // the stream's end, or Close
-				}
-				chunk, ok := any(ev).(*types.PayloadPart) // through any: on the per-operation SDK generation PayloadPart is no smithy.Deserializable
-				if !ok {
-					errs <- fmt.Errorf("stream %d event %d: %T", g, i, ev)
-					return
-				}
-				if got := string(chunk.Bytes); i >= len(want) || got != want[i] {
-					errs <- fmt.Errorf("stream %d event %d: content of %d bytes is not its own (starts %.20q)", g, i, len(got), got)
-					return
-				}
-				select {
-				case <-done:
-				default:
-					continue
-				}
-				break // the SDK's reader stops once closed, without reading again
+			if got := string(chunk.Bytes); i >= len(want) || got != want[i] {
+				return fmt.Errorf("stream %d event %d: content of %d bytes is not its own (starts %.20q)", g, i, len(got), got)
 			}
 			select {
-			case <-closed:
-			case <-time.After(5 * time.Second):
-				errs <- fmt.Errorf("stream %d: Close did not return", g)
-				return
+			case <-done:
+			default:
+				continue
 			}
-			b.mu.Lock()
-			held := b.scan.Held()
-			b.mu.Unlock()
-			if held != 0 {
-				errs <- fmt.Errorf("stream %d: %d-byte frame buffer held after Close and the reader's stop", g, held)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			break // the SDK's reader stops once closed, without reading again
+		}
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("stream %d: Close did not return", g)
+		}
+		if held := heldBytes(b); held != 0 {
+			return fmt.Errorf("stream %d: %d-byte frame buffer held after Close and the reader's stop", g, held)
+		}
+		return nil
+	})
 }
