@@ -33,12 +33,13 @@ func BenchmarkOneEventInterleaved(b *testing.B) {
 	for _, size := range []int{100, 4 << 10} {
 		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
 			var clients [2]*bedrockruntime.Client
-			labels := [2]pprof.LabelSet{pprof.Labels("side", "baresafe"), pprof.Labels("side", "plugin")}
-			for k, side := range []int{1, 2} { // scaleSides: baresafe, plugin
+			var labels [2]pprof.LabelSet
+			for k, side := range scaleSides[1:] { // baresafe, plugin
+				labels[k] = pprof.Labels("side", side.name)
 				pprof.Do(context.Background(), labels[k], func(context.Context) {
 					srv := newServer(b) // its accept loop, so its connections, carry the label
 					srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(size), 1)}})
-					clients[k] = scaleSides[side].new(srv)
+					clients[k] = side.new(srv)
 				})
 			}
 			var wall, cpu [2]int64
