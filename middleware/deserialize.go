@@ -22,7 +22,10 @@ import (
 // deserializeMiddleware sits just inside the SDK's
 // OperationEventStreamDeserializer, so it sees each response before the
 // SDK's event reader starts on resp.Body; on its way in it hands the
-// transport a request body without WriteTo (guardRequestBody).
+// transport a request body without WriteTo (guardRequestBody). It does not
+// read the body: it hands it on with the read-ahead still to run, and the
+// finalize middleware, which the attempt passes through on its way back
+// out, waits for it (streamBody.awaitAhead).
 type deserializeMiddleware struct {
 	opts *resolved
 }
@@ -65,13 +68,21 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
 	body.obs = newStreamObserver(ctx, info, m.opts.classifier, reqOf(in))
-	if err := body.readAhead(); err != nil {
-		body.obs.end(err, false, body.info.Events)
-		_ = body.Close()
-		return out, md, err
-	}
+	body.awaited = true
+	body.ahead.Add(1)
 	resp.Body = body
+	md.Set(streamBodyKey{}, body) // for the finalize middleware, which waits for the read-ahead
 	return out, md, nil
+}
+
+// streamBodyKey is the metadata key under which the deserialize
+// middleware hands an attempt's stream body to the finalize middleware.
+type streamBodyKey struct{}
+
+// streamBodyOf returns the stream body of an attempt's metadata, or nil.
+func streamBodyOf(md smithymiddleware.Metadata) *streamBody {
+	b, _ := md.Get(streamBodyKey{}).(*streamBody)
+	return b
 }
 
 // reqOf returns the HTTP request of a deserialize input, or nil.
@@ -97,6 +108,18 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // CRC is computed once, and a damaged one still ends the stream with our
 // error, never as an event. Exceptions, error messages and envelope
 // candidates are read whole, as before content.
+//
+// The read-ahead (readAhead) runs on the SDK's reader goroutine, at its
+// first read of the body (startAhead), while the operation's caller waits
+// for it in the finalize middleware (awaitAhead), so a failure before
+// content still fails the attempt, for the retry loop. It runs there, not
+// on the caller's goroutine before the SDK's deserializer, because that is
+// when and where the SDK reads the first frame without the plugin: waiting
+// on the connection as soon as the headers are in cost 1-event streams
+// 2-5 % over a socket, as did the deeper stack of a read-ahead started
+// from inside the SDK decoder's first read (the reader goroutine's stack
+// grew for it), so under WithBedrock's protocol decode starts it before
+// the decoder runs. BENCHMARKS.md has the figures.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. Under WithBedrock's protocol the reader goroutine
@@ -149,6 +172,15 @@ type streamBody struct {
 	// codec decodes this stream's events when WithBedrock isolated the
 	// client's protocol (protocol.go); used by the reader goroutine only.
 	codec *restjson1.Protocol
+
+	// The read-ahead runs once (startAhead); ahead is done when it has
+	// run, or when the body was closed before it could. awaited: the
+	// deserialize middleware set ahead up for the finalize middleware to
+	// wait on (a body made otherwise, as in tests, has no waiter).
+	ahead    sync.WaitGroup
+	awaited  bool
+	aheadRan bool  // under mu
+	aheadErr error // the read-ahead's failure; written before ahead is done
 }
 
 // Frames passed through in parts (see streamBody): longer than passWhole
@@ -188,6 +220,7 @@ func newStreamBody(ctx context.Context, src io.ReadCloser, info streamerr.Stream
 // would without the plugin. It holds at most ReadAheadLimit bytes plus one
 // frame.
 func (b *streamBody) readAhead() error {
+	b.aheadRan = true
 	var ahead []byte
 	var events int
 	for {
@@ -229,6 +262,44 @@ func (b *streamBody) readAhead() error {
 	return nil
 }
 
+// startAhead runs the read-ahead, on the first read of the body (the
+// SDK's reader goroutine), and lets the finalize middleware's awaitAhead
+// go on. A failure ends the stream (recorded as a failure before content)
+// and is returned to the reader, which then stops; the caller's attempt
+// fails with it. The caller holds mu.
+func (b *streamBody) startAhead() error {
+	err := b.readAhead()
+	if err != nil {
+		b.obs.end(err, false, b.info.Events)
+		b.err = err
+		b.release()
+	}
+	b.endAhead(err)
+	return err
+}
+
+// endAhead records the read-ahead's outcome and lets awaitAhead go on. The
+// caller holds mu, and has set aheadRan.
+func (b *streamBody) endAhead(err error) {
+	b.aheadErr = err
+	if b.awaited {
+		b.ahead.Done()
+	}
+}
+
+// awaitAhead waits until the read-ahead has run on the SDK's reader
+// goroutine (or the body was closed before it could) and returns its
+// failure, for the finalize middleware to fail the attempt with. The
+// SDK's reader ends at the same error; the body is closed here too, so no
+// SDK version's reader is relied on for that.
+func (b *streamBody) awaitAhead() error {
+	b.ahead.Wait()
+	if b.aheadErr != nil {
+		_ = b.Close()
+	}
+	return b.aheadErr
+}
+
 // appendBounded appends frame to ahead, growing it to no more than limit
 // (the caller keeps len(ahead)+len(frame) within limit): what the
 // read-ahead holds is the capacity, not the length.
@@ -263,6 +334,11 @@ func (b *streamBody) releaseIfClosed() {
 }
 
 func (b *streamBody) read(p []byte) (int, error) {
+	if !b.aheadRan {
+		if err := b.startAhead(); err != nil {
+			return 0, err
+		}
+	}
 	for len(b.pending) == 0 {
 		switch {
 		case b.next != nil:
@@ -310,6 +386,10 @@ func (b *streamBody) read(p []byte) (int, error) {
 func (b *streamBody) release() {
 	if b.closing.Load() && b.err == nil {
 		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
+	}
+	if !b.aheadRan { // closed before the SDK's reader read it: the read-ahead never runs
+		b.aheadRan = true
+		b.endAhead(b.err)
 	}
 	b.scan.Release()
 	b.pending, b.next, b.passing = nil, nil, false
@@ -393,6 +473,12 @@ func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 // own (crcFailed).
 func (b *streamBody) decode(schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
 	b.mu.Lock()
+	if !b.aheadRan { // here rather than in the decoder's first Read: a shallower stack (see streamBody)
+		if err := b.startAhead(); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+	}
 	b.decoding = true
 	ev, err := b.codec.DeserializeEventMessage(schema, types, b)
 	switch {
