@@ -281,10 +281,28 @@ func (b *streamBody) startAhead() error {
 // endAhead records the read-ahead's outcome and lets awaitAhead go on. The
 // caller holds mu, and has set aheadRan.
 func (b *streamBody) endAhead(err error) {
-	b.aheadErr = err
+	b.aheadErr = ownCopy(err)
 	if b.awaited {
 		b.ahead.Done()
 	}
+}
+
+// ownCopy returns a copy of a read-ahead's failure for the operation's
+// caller: the SDK's reader goroutine holds the original as its stream's
+// error, and the caller's side may change its copy (the finalize
+// middleware fills in a missing request ID; so may the user) while
+// something on the reader's side reads it (a body wrapped by another
+// middleware, say).
+func ownCopy(err error) error {
+	switch e := err.(type) {
+	case *smithyext.StatusError:
+		c := *e
+		return &c
+	case *smithy.CanceledError:
+		c := *e
+		return &c
+	}
+	return err
 }
 
 // awaitAhead waits until the read-ahead has run on the SDK's reader

@@ -134,7 +134,7 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 		return reinstall(stack, m.(*finalizeMiddleware).opts, r)
 	}
 	if _, ok := stack.Finalize.Get(retryID); !ok {
-		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
+		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install inside; "+
 			"streamstatus needs the SDK's retry middleware (is a custom stack removing it?)", stack.ID(), retryID)
 	}
 	if streaming {
@@ -142,7 +142,11 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
 		}
 	}
-	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
+	// Last in the finalize step, so after signing and right outside the
+	// deserialize step: the attempt's error (a failure before content,
+	// which it waits for) is what every finalize middleware inside Retry
+	// sees, as it would be had the deserialize step returned it.
+	if err := stack.Finalize.Add(r.finalize, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
 	if streaming { // non-streaming operations have no stream to observe
