@@ -12,18 +12,21 @@
 // are, outermost first:
 //
 //	Finalize:    Retry                      one loop iteration per attempt
-//	             -> streamstatus.Finalize   (this package, once per attempt)
-//	             -> Signing
+//	             -> InterceptAttempt, ..., Signing
+//	             -> streamstatus.Finalize   (this package, once per attempt: waits for the read-ahead)
 //	Deserialize: OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
 //	             -> streamstatus.Deserialize        (this package: guards the request body on
-//	                                                 the way in, sees resp.Body first on the way out)
+//	                                                 the way in, wraps resp.Body on the way out)
 //	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ... -> transport
 //
 // # What each one does
 //
 // The deserialize middleware (deserialize.go) wraps the body of every 2xx
-// event-stream response. Before returning, it reads frames ahead until the
-// first event that carries content (see [Options.NonContentEvents]):
+// event-stream response. The wrapped body reads frames ahead until the
+// first event that carries content (see [Options.NonContentEvents]) when
+// the SDK's event reader first reads it, and the finalize middleware, on
+// the attempt's way back out, waits for that read-ahead before the
+// attempt ends:
 //
 //   - an exception or error message before content closes the body and
 //     fails the attempt with a *smithyext.StatusError, so the Retry
@@ -36,6 +39,15 @@
 //     and reports it;
 //   - otherwise the frames read ahead are replayed to the SDK's reader byte
 //     for byte, followed by the rest of the stream.
+//
+// The read-ahead runs on the SDK's reader goroutine, not on the caller's
+// before the SDK's deserializer: that is when and where the SDK reads the
+// first frame without the plugin, and reading it earlier cost 1-event
+// streams a few percent (BENCHMARKS.md). So the error of a failed attempt
+// appears at the finalize middleware, which is last in the finalize step:
+// every finalize middleware inside Retry sees it, while a deserialize
+// middleware outside streamstatus.Deserialize sees a success and a body
+// whose first Read fails with it.
 //
 // The read-ahead holds at most [Options.ReadAheadLimit] bytes plus one
 // frame, and a stream holds no frame buffer once it has ended (its end, a
@@ -68,8 +80,9 @@
 // back before a stream waits for its next frame.
 //
 // The finalize middleware (finalize.go) runs once per attempt, inside the
-// retry loop: it makes a StatusError the outermost error of a failed
-// attempt, so its mapped status wins over any HTTP wrapper's 200. The
+// retry loop: it waits for the read-ahead (above), and makes a StatusError
+// the outermost error of a failed attempt, so its mapped status wins over
+// any HTTP wrapper's 200. The
 // deserialize middleware also guards the request body on its way in (after
 // signing, so the payload hash still reads the original stream): it hands
 // the transport a request body without a WriteTo method, which removes

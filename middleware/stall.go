@@ -23,7 +23,8 @@ import (
 // event, each read also takes a mutex and reads the clock twice, to add the
 // time it waited to the first-event clock. One timer per stream does the
 // rest. The first-event clock counts only the time reads wait before the
-// first content event, from the response headers on: when the read-ahead
+// first content event, from the SDK reader's first read on (microseconds
+// after the response headers): when the read-ahead
 // hands the stream over early (ReadAheadLimit) and the consumer is busy
 // with the events it got, no read waits and the clock stands still. The
 // timer fires when that waiting time reaches the first-event timeout (late
@@ -40,8 +41,8 @@ import (
 // content event is taken: the attempt fails before content, so the retryer
 // runs it again, rather than delivering one event and failing after it.
 //
-// Read runs on one goroutine at a time (the read-ahead, then the SDK's
-// reader); the timer's function runs on its own and touches only atomics,
+// Read runs on one goroutine at a time (the SDK's reader, whose first read
+// runs the read-ahead); the timer's function runs on its own and touches only atomics,
 // the mutex-guarded wait times, its own fields and the body's close.
 type stallGuard struct {
 	src      io.Reader
