@@ -15,55 +15,56 @@ import (
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
-// attempt runs one attempt the way the SDK's stack does around the two
-// middlewares: the finalize middleware, then the deserialize middleware
-// over a 200 response with body src, then, as the SDK's
-// OperationEventStreamDeserializer does, reader(resp.Body) on a goroutine
-// of its own. It returns the finalize middleware's error and the body
-// reader got.
-func attempt(t *testing.T, src io.ReadCloser, reader func(io.ReadCloser)) (error, io.ReadCloser) {
+// attempt runs one attempt the way the SDK's stack does around the stream
+// middlewares: awaitReadAhead, then the SDK's
+// OperationEventStreamDeserializer (here: a handler that runs the
+// deserialize middleware over a 200 response with body src, then hands
+// swap(resp.Body) to reader on a goroutine of its own, as the SDK starts
+// its event reader). swap stands for middlewares between the two that
+// replace the body; nil leaves it. It returns the attempt's error and the
+// stream body.
+func attempt(t *testing.T, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCloser, reader func(io.ReadCloser)) (error, io.ReadCloser) {
 	t.Helper()
 	r := resolve(nil)
 	var handed io.ReadCloser
-	deserialize := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
+	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 		transport := smithymiddleware.DeserializeHandlerFunc(func(context.Context, smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 			resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 200, Header: http.Header{}, Body: src}}
 			return smithymiddleware.DeserializeOutput{RawResponse: resp}, smithymiddleware.Metadata{}, nil
 		})
 		out, md, err := r.deserialize.HandleDeserialize(ctx, in, transport)
 		if err == nil {
-			handed = out.RawResponse.(*smithyhttp.Response).Body
-			go reader(handed)
+			resp := out.RawResponse.(*smithyhttp.Response)
+			handed = resp.Body
+			if swap != nil {
+				resp.Body = swap(resp.Body)
+			}
+			go reader(resp.Body)
 		}
 		return out, md, err
 	})
-	finalize := smithymiddleware.FinalizeHandlerFunc(func(ctx context.Context, in smithymiddleware.FinalizeInput) (smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
-		out, md, err := deserialize.HandleDeserialize(ctx, smithymiddleware.DeserializeInput{Request: in.Request})
-		return smithymiddleware.FinalizeOutput{Result: out.Result}, md, err
-	})
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := r.finalize.HandleFinalize(context.Background(), smithymiddleware.FinalizeInput{Request: smithyhttp.NewStackRequest()}, finalize)
+		_, _, err := awaitReadAhead.HandleDeserialize(context.Background(), smithymiddleware.DeserializeInput{Request: smithyhttp.NewStackRequest()}, sdkDeserializer)
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		return err, handed
 	case <-time.After(10 * time.Second):
-		t.Fatal("the attempt did not return in 10 s: the finalize middleware still waits for the read-ahead")
+		t.Fatal("the attempt did not return in 10 s: it still waits for the read-ahead")
 		return nil, nil
 	}
 }
 
-// The finalize middleware returns an attempt only once the read-ahead,
-// which runs on the reader's goroutine at its first read, has decided: a
-// failure before content is the attempt's error, and a healthy stream
-// reaches the reader whole.
-func TestFinalizeWaitsForTheReadAhead(t *testing.T) {
+// An attempt returns only once the read-ahead, which runs on the reader's
+// goroutine at its first read, has decided: a failure before content is
+// the attempt's error, and a healthy stream reaches the reader whole.
+func TestAttemptWaitsForTheReadAhead(t *testing.T) {
 	t.Run("exception before content", func(t *testing.T) {
 		src := &closeRecorder{Reader: bytes.NewReader(frame(t, "exception", ":exception-type", "throttlingException", `{"message":"slow down"}`))}
 		stopped := make(chan error, 1)
-		err, _ := attempt(t, src, func(body io.ReadCloser) {
+		err, _ := attempt(t, src, nil, func(body io.ReadCloser) {
 			_, err := io.ReadAll(body)
 			stopped <- err
 		})
@@ -81,7 +82,7 @@ func TestFinalizeWaitsForTheReadAhead(t *testing.T) {
 	t.Run("healthy stream", func(t *testing.T) {
 		stream := bytes.Join([][]byte{event(t, "messageStart"), event(t, "contentBlockDelta"), event(t, "messageStop")}, nil)
 		got := make(chan []byte, 1)
-		err, _ := attempt(t, io.NopCloser(bytes.NewReader(stream)), func(body io.ReadCloser) {
+		err, _ := attempt(t, io.NopCloser(bytes.NewReader(stream)), nil, func(body io.ReadCloser) {
 			b, _ := io.ReadAll(body)
 			got <- b
 		})
@@ -100,13 +101,43 @@ func TestFinalizeWaitsForTheReadAhead(t *testing.T) {
 func TestCloseBeforeFirstReadEndsTheWait(t *testing.T) {
 	never, w := io.Pipe() // a connection that sends nothing
 	defer w.Close()
-	err, body := attempt(t, never, func(body io.ReadCloser) { _ = body.Close() })
+	err, body := attempt(t, never, nil, func(body io.ReadCloser) { _ = body.Close() })
 	if err == nil {
 		t.Fatal("the attempt succeeded on a body closed before its first read")
 	}
 	if n, rerr := body.Read(make([]byte, 8)); n != 0 || rerr == nil {
 		t.Fatalf("Read after Close: %d bytes, %v: want none and an error", n, rerr)
 	}
+}
+
+// A middleware between the SDK's deserializer and ours that takes the
+// body's place: one that reads through it still has the failure before
+// content fail the attempt, and one that never reads it (a substitute
+// body) does not leave the attempt waiting for a read that never comes.
+func TestBodyInAnotherMiddlewaresPlace(t *testing.T) {
+	throttle := frame(t, "exception", ":exception-type", "throttlingException", `{"message":"slow down"}`)
+	t.Run("read through", func(t *testing.T) {
+		wrap := func(b io.ReadCloser) io.ReadCloser { return struct{ io.ReadCloser }{b} }
+		err, _ := attempt(t, io.NopCloser(bytes.NewReader(throttle)), wrap, func(body io.ReadCloser) { _, _ = io.ReadAll(body) })
+		if !errors.As(err, new(*smithyext.StatusError)) {
+			t.Fatalf("attempt error %v: want the throttle's StatusError", err)
+		}
+	})
+	t.Run("substituted", func(t *testing.T) {
+		canned := bytes.Join([][]byte{event(t, "contentBlockDelta"), event(t, "messageStop")}, nil)
+		substitute := func(io.ReadCloser) io.ReadCloser { return io.NopCloser(bytes.NewReader(canned)) }
+		got := make(chan []byte, 1)
+		err, _ := attempt(t, io.NopCloser(bytes.NewReader(throttle)), substitute, func(body io.ReadCloser) {
+			b, _ := io.ReadAll(body)
+			got <- b
+		})
+		if !errors.As(err, new(*smithyext.StatusError)) {
+			t.Fatalf("attempt error %v: want the throttle's StatusError (the response's own first frame)", err)
+		}
+		if b := <-got; !bytes.Equal(b, canned) {
+			t.Fatalf("the substitute's reader got %d bytes, want its %d", len(b), len(canned))
+		}
+	})
 }
 
 // An attempt that fails after the deserialize middleware handed its body
@@ -116,15 +147,15 @@ func TestAttemptFailingAfterDeserializeClosesTheBody(t *testing.T) {
 	src := &closeRecorder{Reader: bytes.NewReader(event(t, "contentBlockDelta"))}
 	r := resolve(nil)
 	rejected := errors.New("unexpected output result type")
-	next := smithymiddleware.FinalizeHandlerFunc(func(ctx context.Context, in smithymiddleware.FinalizeInput) (smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
+	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 		transport := smithymiddleware.DeserializeHandlerFunc(func(context.Context, smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 			resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 200, Header: http.Header{}, Body: src}}
 			return smithymiddleware.DeserializeOutput{RawResponse: resp}, smithymiddleware.Metadata{}, nil
 		})
-		_, md, _ := r.deserialize.HandleDeserialize(ctx, smithymiddleware.DeserializeInput{Request: in.Request}, transport)
-		return smithymiddleware.FinalizeOutput{}, md, rejected
+		out, md, _ := r.deserialize.HandleDeserialize(ctx, in, transport)
+		return out, md, rejected
 	})
-	_, _, err := r.finalize.HandleFinalize(context.Background(), smithymiddleware.FinalizeInput{Request: smithyhttp.NewStackRequest()}, next)
+	_, _, err := awaitReadAhead.HandleDeserialize(context.Background(), smithymiddleware.DeserializeInput{Request: smithyhttp.NewStackRequest()}, sdkDeserializer)
 	if !errors.Is(err, rejected) {
 		t.Fatalf("attempt error %v: want the deserializer's", err)
 	}

@@ -23,9 +23,8 @@ import (
 // OperationEventStreamDeserializer, so it sees each response before the
 // SDK's event reader starts on resp.Body; on its way in it hands the
 // transport a request body without WriteTo (guardRequestBody). It does not
-// read the body: it hands it on with the read-ahead still to run, and the
-// finalize middleware, which the attempt passes through on its way back
-// out, waits for it (streamBody.awaitAhead).
+// read the body: it hands it on with the read-ahead still to run, and
+// awaitMiddleware, just outside the SDK's deserializer, waits for it.
 type deserializeMiddleware struct {
 	opts *resolved
 }
@@ -71,12 +70,41 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	body.awaited = true
 	body.ahead.Add(1)
 	resp.Body = body
-	md.Set(streamBodyKey{}, body) // for the finalize middleware, which waits for the read-ahead
+	md.Set(streamBodyKey{}, body) // for awaitMiddleware, which waits for the read-ahead
 	return out, md, nil
 }
 
+// awaitReadAhead is the middleware that sits just outside the SDK's
+// OperationEventStreamDeserializer: once the SDK has built the output and
+// started its reader on the stream body, it waits for the body's
+// read-ahead and fails the attempt with a failure before content, which
+// every middleware outside it then sees, as it did when the read-ahead ran
+// inside the deserialize middleware. It holds no options: one value serves
+// every stack.
+var awaitReadAhead = awaitMiddleware{}
+
+type awaitMiddleware struct{}
+
+func (awaitMiddleware) ID() string { return "streamstatus.AwaitReadAhead" }
+
+func (awaitMiddleware) HandleDeserialize(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+	out smithymiddleware.DeserializeOutput, md smithymiddleware.Metadata, err error,
+) {
+	out, md, err = next.HandleDeserialize(ctx, in)
+	body := streamBodyOf(md)
+	if body == nil {
+		return out, md, err
+	}
+	if err != nil {
+		_ = body.Close() // the SDK's deserializer failed after ours: nobody reads the body
+		return out, md, err
+	}
+	resp, _ := out.RawResponse.(*smithyhttp.Response)
+	return out, md, body.awaitAhead(resp != nil && resp.Body == io.ReadCloser(body))
+}
+
 // streamBodyKey is the metadata key under which the deserialize
-// middleware hands an attempt's stream body to the finalize middleware.
+// middleware hands an attempt's stream body to awaitMiddleware.
 type streamBodyKey struct{}
 
 // streamBodyOf returns the stream body of an attempt's metadata, or nil.
@@ -111,8 +139,9 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 //
 // The read-ahead (readAhead) runs on the SDK's reader goroutine, at its
 // first read of the body (startAhead), while the operation's caller waits
-// for it in the finalize middleware (awaitAhead), so a failure before
-// content still fails the attempt, for the retry loop. It runs there, not
+// for it just outside the SDK's deserializer (awaitMiddleware,
+// awaitAhead), so a failure before content still fails the attempt, for
+// the retry loop. It runs there, not
 // on the caller's goroutine before the SDK's deserializer, because that is
 // when and where the SDK reads the first frame without the plugin: waiting
 // on the connection as soon as the headers are in cost 1-event streams
@@ -175,8 +204,8 @@ type streamBody struct {
 
 	// The read-ahead runs once (startAhead); ahead is done when it has
 	// run, or when the body was closed before it could. awaited: the
-	// deserialize middleware set ahead up for the finalize middleware to
-	// wait on (a body made otherwise, as in tests, has no waiter).
+	// deserialize middleware set ahead up for awaitMiddleware to wait on
+	// (a body made otherwise, as in tests, has no waiter).
 	ahead    sync.WaitGroup
 	awaited  bool
 	aheadRan bool  // under mu
@@ -263,8 +292,7 @@ func (b *streamBody) readAhead() error {
 }
 
 // startAhead runs the read-ahead, on the first read of the body (the
-// SDK's reader goroutine), and lets the finalize middleware's awaitAhead
-// go on. A failure ends the stream (recorded as a failure before content)
+// SDK's reader goroutine), and lets awaitAhead go on. A failure ends the stream (recorded as a failure before content)
 // and is returned to the reader, which then stops; the caller's attempt
 // fails with it. The caller holds mu.
 func (b *streamBody) startAhead() error {
@@ -305,17 +333,34 @@ func ownCopy(err error) error {
 	return err
 }
 
-// awaitAhead waits until the read-ahead has run on the SDK's reader
-// goroutine (or the body was closed before it could) and returns its
-// failure, for the finalize middleware to fail the attempt with. The
-// SDK's reader ends at the same error; the body is closed here too, so no
-// SDK version's reader is relied on for that.
-func (b *streamBody) awaitAhead() error {
-	b.ahead.Wait()
-	if b.aheadErr != nil {
+// awaitAhead returns the read-ahead's failure, for awaitMiddleware to
+// fail the attempt with, once the read-ahead has run. When the SDK's
+// reader reads this body (readBySDK: the response the SDK built its output
+// from still carries it), its first read runs the read-ahead, and
+// awaitAhead waits for that, or for the body's Close. When another
+// middleware took the body's place, its reader may read through this body
+// or never read it at all: then the caller runs the read-ahead itself,
+// unless a read already has (under mu, so the two never overlap), and
+// never waits for a read that may not come. The SDK's reader ends at the
+// same failure; the body is closed here too, so no SDK version's reader is
+// relied on for that.
+func (b *streamBody) awaitAhead(readBySDK bool) error {
+	var err error
+	if readBySDK {
+		b.ahead.Wait()
+		err = b.aheadErr
+	} else {
+		b.mu.Lock()
+		if !b.aheadRan {
+			_ = b.startAhead()
+		}
+		err = b.aheadErr
+		b.mu.Unlock()
+	}
+	if err != nil {
 		_ = b.Close()
 	}
-	return b.aheadErr
+	return err
 }
 
 // appendBounded appends frame to ahead, growing it to no more than limit

@@ -12,9 +12,10 @@
 // are, outermost first:
 //
 //	Finalize:    Retry                      one loop iteration per attempt
-//	             -> InterceptAttempt, ..., Signing
-//	             -> streamstatus.Finalize   (this package, once per attempt: waits for the read-ahead)
-//	Deserialize: OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
+//	             -> streamstatus.Finalize   (this package, once per attempt)
+//	             -> Signing
+//	Deserialize: streamstatus.AwaitReadAhead        (this package: waits for the read-ahead)
+//	             -> OperationEventStreamDeserializer   starts the SDK's event reader on resp.Body
 //	             -> streamstatus.Deserialize        (this package: guards the request body on
 //	                                                 the way in, wraps resp.Body on the way out)
 //	             -> ResponseErrorWrapper, RequestIDRetriever, OperationDeserializer, ... -> transport
@@ -24,9 +25,9 @@
 // The deserialize middleware (deserialize.go) wraps the body of every 2xx
 // event-stream response. The wrapped body reads frames ahead until the
 // first event that carries content (see [Options.NonContentEvents]) when
-// the SDK's event reader first reads it, and the finalize middleware, on
-// the attempt's way back out, waits for that read-ahead before the
-// attempt ends:
+// the SDK's event reader first reads it, and streamstatus.AwaitReadAhead,
+// once the SDK has built the output and started its reader, waits for that
+// read-ahead before the attempt goes on:
 //
 //   - an exception or error message before content closes the body and
 //     fails the attempt with a *smithyext.StatusError, so the Retry
@@ -43,11 +44,14 @@
 // The read-ahead runs on the SDK's reader goroutine, not on the caller's
 // before the SDK's deserializer: that is when and where the SDK reads the
 // first frame without the plugin, and reading it earlier cost 1-event
-// streams a few percent (BENCHMARKS.md). So the error of a failed attempt
-// appears at the finalize middleware, which is last in the finalize step:
-// every finalize middleware inside Retry sees it, while a deserialize
-// middleware outside streamstatus.Deserialize sees a success and a body
-// whose first Read fails with it.
+// streams a few percent (BENCHMARKS.md). So a failure before content
+// leaves the deserialize step from streamstatus.AwaitReadAhead: every
+// finalize middleware, and every deserialize middleware outside the SDK's
+// event-stream deserializer, sees it as the attempt's error; a middleware
+// between that deserializer and streamstatus.Deserialize sees a success
+// and a body whose first Read fails with it. When such a middleware puts
+// a body of its own in the response, the read-ahead runs on the caller's
+// goroutine instead, so nothing waits for a read that may never come.
 //
 // The read-ahead holds at most [Options.ReadAheadLimit] bytes plus one
 // frame, and a stream holds no frame buffer once it has ended (its end, a
@@ -80,9 +84,8 @@
 // back before a stream waits for its next frame.
 //
 // The finalize middleware (finalize.go) runs once per attempt, inside the
-// retry loop: it waits for the read-ahead (above), and makes a StatusError
-// the outermost error of a failed attempt, so its mapped status wins over
-// any HTTP wrapper's 200. The
+// retry loop: it makes a StatusError the outermost error of a failed
+// attempt, so its mapped status wins over any HTTP wrapper's 200. The
 // deserialize middleware also guards the request body on its way in (after
 // signing, so the payload hash still reads the original stream): it hands
 // the transport a request body without a WriteTo method, which removes

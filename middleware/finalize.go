@@ -16,10 +16,7 @@ import (
 
 // finalizeMiddleware runs once per attempt, just inside the SDK's Retry
 // middleware. With a budget (WithBudget), it first checks that the
-// attempt's token came from that budget's retryer. After the attempt, it
-// waits for the read-ahead of the attempt's stream body, which runs on the
-// SDK's reader goroutine (streamBody.awaitAhead): a failure before content
-// becomes the attempt's error. It is the one
+// attempt's token came from that budget's retryer. It is the one
 // middleware of this package on every operation it installs on, so it
 // also holds the options it was installed with.
 type finalizeMiddleware struct{ opts *resolved }
@@ -33,13 +30,6 @@ func (m *finalizeMiddleware) HandleFinalize(ctx context.Context, in smithymiddle
 		return out, md, errRetryerNotBudget
 	}
 	out, md, err = next.HandleFinalize(ctx, in)
-	if body := streamBodyOf(md); body != nil {
-		if err == nil {
-			err = body.awaitAhead() // a failure before content fails the attempt
-		} else {
-			_ = body.Close() // the attempt failed after the deserialize middleware: nobody reads the body
-		}
-	}
 	if err == nil {
 		return out, md, nil
 	}

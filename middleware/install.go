@@ -10,7 +10,9 @@ import (
 	"github.com/streamstatus/streamstatus/backoff"
 )
 
-// IDs of the middlewares, stable across releases. The request-body guard is
+// IDs of the middlewares, stable across releases. A third stream
+// middleware, "streamstatus.AwaitReadAhead", goes right outside the SDK's
+// OperationEventStreamDeserializer (deserialize.go). The request-body guard is
 // part of the DeserializeID middleware (it was a finalize middleware of its
 // own, "streamstatus.RequestBodyGuard", before issue 20: each middleware
 // on a stack costs an allocation per call); a second copy under that ID
@@ -134,19 +136,18 @@ func install(stack *smithymiddleware.Stack, r *resolved) error {
 		return reinstall(stack, m.(*finalizeMiddleware).opts, r)
 	}
 	if _, ok := stack.Finalize.Get(retryID); !ok {
-		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install inside; "+
+		return fmt.Errorf("streamstatus: operation %s has no %q finalize middleware to install after; "+
 			"streamstatus needs the SDK's retry middleware (is a custom stack removing it?)", stack.ID(), retryID)
 	}
 	if streaming {
 		if err := stack.Deserialize.Insert(r.deserialize, eventStreamDeserializerID, smithymiddleware.After); err != nil {
 			return fmt.Errorf("streamstatus: install %s on %s: %w", DeserializeID, stack.ID(), err)
 		}
+		if err := stack.Deserialize.Insert(awaitReadAhead, eventStreamDeserializerID, smithymiddleware.Before); err != nil {
+			return fmt.Errorf("streamstatus: install %s on %s: %w", awaitReadAhead.ID(), stack.ID(), err)
+		}
 	}
-	// Last in the finalize step, so after signing and right outside the
-	// deserialize step: the attempt's error (a failure before content,
-	// which it waits for) is what every finalize middleware inside Retry
-	// sees, as it would be had the deserialize step returned it.
-	if err := stack.Finalize.Add(r.finalize, smithymiddleware.After); err != nil {
+	if err := stack.Finalize.Insert(r.finalize, retryID, smithymiddleware.After); err != nil {
 		return fmt.Errorf("streamstatus: install %s on %s: %w", FinalizeID, stack.ID(), err)
 	}
 	if streaming { // non-streaming operations have no stream to observe

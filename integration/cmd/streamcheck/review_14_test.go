@@ -34,24 +34,36 @@ func runBroken(t *testing.T, faults string, opts []middleware.Option, api ...fun
 	return code, stdout.String() + stderr.String()
 }
 
-// mutateStatus is a deserialize middleware outside streamstatus's that
-// changes every StatusError the library produces, from the call (before
-// content) and from stream.Err() (after content).
+// mutateStatus changes every StatusError the library produces: from the
+// call (before content), in a finalize middleware right inside Retry, and
+// from stream.Err() (after content), in a deserialize middleware outside
+// streamstatus's that wraps the response body. (A failure before content
+// is the attempt's error from streamstatus.AwaitReadAhead, outside the
+// SDK's event-stream deserializer, outward: the body wrapper, inside it,
+// sees only the reader's side.)
 func mutateStatus(fn func(*smithyext.StatusError)) func(*smithymiddleware.Stack) error {
-	mw := smithymiddleware.DeserializeMiddlewareFunc("review.MutateStatus", func(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
-		smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-		out, md, err := next.HandleDeserialize(ctx, in)
+	call := smithymiddleware.FinalizeMiddlewareFunc("review.MutateCallStatus", func(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
+		smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
+		out, md, err := next.HandleFinalize(ctx, in)
 		var se *smithyext.StatusError
 		if errors.As(err, &se) {
 			fn(se)
 		}
+		return out, md, err
+	})
+	body := smithymiddleware.DeserializeMiddlewareFunc("review.MutateStatus", func(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+		smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
+		out, md, err := next.HandleDeserialize(ctx, in)
 		if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil && resp.Body != nil {
 			resp.Body = &statusBody{ReadCloser: resp.Body, fn: fn}
 		}
 		return out, md, err
 	})
 	return func(s *smithymiddleware.Stack) error {
-		return s.Deserialize.Insert(mw, middleware.DeserializeID, smithymiddleware.Before)
+		if err := s.Finalize.Insert(call, "Retry", smithymiddleware.After); err != nil {
+			return err
+		}
+		return s.Deserialize.Insert(body, middleware.DeserializeID, smithymiddleware.Before)
 	}
 }
 
