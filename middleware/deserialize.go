@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -100,7 +101,32 @@ func (awaitMiddleware) HandleDeserialize(ctx context.Context, in smithymiddlewar
 		return out, md, err
 	}
 	resp, _ := out.RawResponse.(*smithyhttp.Response)
-	return out, md, body.awaitAhead(resp != nil && resp.Body == io.ReadCloser(body))
+	if err = body.awaitAhead(resp != nil && resp.Body == io.ReadCloser(body)); err != nil {
+		closeOutput(out.Result)
+	}
+	return out, md, err
+}
+
+// closeOutput closes the event stream of the output the SDK built for an
+// attempt that failed before content, so that its reader goroutines end:
+// those that read the stream body end at its failure anyway, but those
+// that read a body another middleware put in its place would wait for
+// ever to hand their events to a caller that never gets the output. Every
+// generated output of an operation with a response event stream has a
+// GetStream method returning a stream with Close; reflection finds it
+// without naming each operation, on this failure path only.
+func closeOutput(result any) {
+	get := reflect.ValueOf(result).MethodByName("GetStream")
+	if !get.IsValid() || get.Type().NumIn() != 0 || get.Type().NumOut() != 1 {
+		return
+	}
+	stream := get.Call(nil)[0]
+	if stream.Kind() == reflect.Pointer && stream.IsNil() {
+		return
+	}
+	if c, ok := stream.Interface().(io.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 // streamBodyKey is the metadata key under which the deserialize
@@ -210,6 +236,9 @@ type streamBody struct {
 	awaited  bool
 	aheadRan bool  // under mu
 	aheadErr error // the read-ahead's failure; written before ahead is done
+	// aheadClosed: the body was closed before the read-ahead could run;
+	// under mu.
+	aheadClosed bool
 }
 
 // Frames passed through in parts (see streamBody): longer than passWhole
@@ -341,7 +370,9 @@ func ownCopy(err error) error {
 // middleware took the body's place, its reader may read through this body
 // or never read it at all: then the caller runs the read-ahead itself,
 // unless a read already has (under mu, so the two never overlap), and
-// never waits for a read that may not come. The SDK's reader ends at the
+// never waits for a read that may not come; and if that middleware closed
+// the body unread, there is nothing to report (the stream is the
+// middleware's, as when the read-ahead ran before it saw the body). The SDK's reader ends at the
 // same failure; the body is closed here too, so no SDK version's reader is
 // relied on for that.
 func (b *streamBody) awaitAhead(readBySDK bool) error {
@@ -355,6 +386,9 @@ func (b *streamBody) awaitAhead(readBySDK bool) error {
 			_ = b.startAhead()
 		}
 		err = b.aheadErr
+		if b.aheadClosed {
+			err = nil // the middleware that took the body's place closed it unread: the stream is its own
+		}
 		b.mu.Unlock()
 	}
 	if err != nil {
@@ -451,7 +485,7 @@ func (b *streamBody) release() {
 		b.err = b.opts.classifier.ReadError(b.ctx, b.info, errBodyClosed)
 	}
 	if !b.aheadRan { // closed before the SDK's reader read it: the read-ahead never runs
-		b.aheadRan = true
+		b.aheadRan, b.aheadClosed = true, true
 		b.endAhead(b.err)
 	}
 	b.scan.Release()
