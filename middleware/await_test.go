@@ -163,3 +163,25 @@ func TestAttemptFailingAfterDeserializeClosesTheBody(t *testing.T) {
 		t.Fatal("the body of an attempt that failed after the deserialize middleware was never closed")
 	}
 }
+
+type fakeStream struct{ closed int }
+
+func (s *fakeStream) Close() error { s.closed++; return nil }
+
+type fakeOutput struct{ stream *fakeStream }
+
+func (o *fakeOutput) GetStream() *fakeStream { return o.stream }
+
+// closeOutput closes the stream of a generated-style output, and leaves
+// alone (without a panic) whatever else an attempt may hand it: no output,
+// a nil one, one without a stream, one whose stream is nil.
+func TestCloseOutput(t *testing.T) {
+	s := &fakeStream{}
+	closeOutput(&fakeOutput{stream: s})
+	if s.closed != 1 {
+		t.Fatalf("the output's stream was closed %d times, want 1", s.closed)
+	}
+	for _, result := range []any{nil, (*fakeOutput)(nil), &fakeOutput{}, struct{}{}, "no stream"} {
+		closeOutput(result) // must not panic
+	}
+}

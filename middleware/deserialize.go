@@ -116,7 +116,11 @@ func (awaitMiddleware) HandleDeserialize(ctx context.Context, in smithymiddlewar
 // GetStream method returning a stream with Close; reflection finds it
 // without naming each operation, on this failure path only.
 func closeOutput(result any) {
-	get := reflect.ValueOf(result).MethodByName("GetStream")
+	v := reflect.ValueOf(result)
+	if !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+		return // no output (a middleware dropped it): nothing was started on it
+	}
+	get := v.MethodByName("GetStream")
 	if !get.IsValid() || get.Type().NumIn() != 0 || get.Type().NumOut() != 1 {
 		return
 	}
