@@ -79,7 +79,11 @@ func TestReview20f_FailedAttemptLeaksSDKReaders(t *testing.T) {
 		srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
 	}
 	srv.Enqueue(fake.Response{Steps: healthy})
-	c := newClient(srv, apiOption, throttles+1)
+	// WithBedrock: under APIOption or AppendMiddlewares the client's one
+	// event-stream codec is shared by every reader (smithy-go #714), and the
+	// failed attempts' readers, which decode the replay until their output
+	// is closed, then race the next attempt's reader inside smithy-go.
+	c := newClient(srv, clientOption, throttles+1)
 	var kept []io.Closer
 	res := invokeStream.run(context.Background(), c, substitute20f(canned, false, &kept))
 	if res.callErr != nil || len(res.events) != 2 {

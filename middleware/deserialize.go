@@ -96,6 +96,10 @@ func (awaitMiddleware) HandleDeserialize(ctx context.Context, in smithymiddlewar
 	if body == nil {
 		return out, md, err
 	}
+	// The handover is done: the attempt's metadata (which the SDK keeps
+	// for every attempt of the call, retry.AttemptResults) does not hold
+	// on to the body.
+	md.Set(streamBodyKey{}, nil)
 	if err != nil {
 		_ = body.Close() // the SDK's deserializer failed after ours: nobody reads the body
 		return out, md, err
