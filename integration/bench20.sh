@@ -5,15 +5,16 @@
 # alike; then benchstat -col /side.
 #
 #   integration/bench20.sh                 # all of them, ROUNDS=10 (about 25 minutes on 2 cores)
-#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter
-#   ROUNDS=30 integration/bench20.sh inter # 1-event streams, sides interleaved in each process (about 3 minutes)
+#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter | cinter
+#   ROUNDS=30 integration/bench20.sh inter # 1-event streams, sides interleaved in each process (about 1 minute)
+#   ROUNDS=10 integration/bench20.sh cinter # the same at 1, 8 and 64 concurrent streams (about 2 minutes)
 #   OUT=/tmp/b20 integration/bench20.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-groups=${*:-big one conc idle inter}
+groups=${*:-big one conc idle inter cinter}
 
 if ! command -v benchstat >/dev/null 2>&1; then
   echo "installing benchstat (golang.org/x/perf/cmd/benchstat) through the Go module proxy" >&2
@@ -47,13 +48,15 @@ for r in $(seq "$ROUNDS"); do
         run idle 'IdleStreamMemory' 1x ;;
       inter) # 1-event streams, baresafe and plugin alternating in blocks inside each process
         run inter 'OneEventInterleaved' 3000x ;;
+      cinter) # the same with 1, 8 and 64 concurrent streams on one client
+        run cinter 'ConcurrentInterleaved' 4000x ;;
     esac
   done
 done
 for g in $groups; do
-  if [ "$g" = inter ]; then
+  if [ "$g" = inter ] || [ "$g" = cinter ]; then
     # Each process reports its own ratios: their mean and standard error.
-    awk '/^BenchmarkOneEventInterleaved/ {
+    awk '/^Benchmark(OneEvent|Concurrent)Interleaved/ {
         for (i = 3; i < NF; i++) if ($(i+1) ~ /-ratio$/) { k = $1 " " $(i+1); n[k]++; s[k] += $i; q[k] += $i * $i }
       }
       END { for (k in n) { m = s[k] / n[k]; v = n[k] > 1 ? (q[k] - n[k] * m * m) / (n[k] - 1) : 0

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"runtime/pprof"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,3 +74,51 @@ func BenchmarkOneEventInterleaved(b *testing.B) {
 // takes its turn: about 4 ms of work, far shorter than the drifts of a
 // shared machine.
 const interleaveBlock = 25
+
+// BenchmarkConcurrentInterleaved: conc goroutines stream 1 × 4 KiB
+// events on one client, the race-free baseline and the plugin in
+// alternating blocks inside one process, as BenchmarkOneEventInterleaved
+// does for one stream at a time. It reports the ratios baseline / plugin
+// of wall time (speed-ratio) and of the process's CPU time (cpu-ratio);
+// ns/op counts one stream of each side. integration/bench20.sh cinter runs
+// many processes and averages them.
+func BenchmarkConcurrentInterleaved(b *testing.B) {
+	for _, conc := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
+			var clients [2]*bedrockruntime.Client
+			for k, side := range scaleSides[1:] { // baresafe, plugin
+				srv := newServer(b)
+				srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(4<<10), 1)}})
+				clients[k] = side.new(srv)
+			}
+			block := min(interleaveBlock*conc, 400)
+			var wall, cpu [2]int64
+			b.ResetTimer()
+			for round := 0; round*block < b.N; round++ {
+				for turn := range 2 {
+					k := (round + turn) % 2
+					cpu0, start := cpuTime(), time.Now()
+					var taken atomic.Int64
+					var wg sync.WaitGroup
+					for range conc {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for taken.Add(1) <= int64(block) {
+								if n, _, failed := drain(clients[k], start); failed || n != 1 {
+									b.Errorf("%s: %d events, failed %v", scaleSides[1+k].name, n, failed)
+									return
+								}
+							}
+						}()
+					}
+					wg.Wait()
+					wall[k] += int64(time.Since(start))
+					cpu[k] += cpuTime() - cpu0
+				}
+			}
+			b.ReportMetric(float64(wall[0])/float64(wall[1]), "speed-ratio")
+			b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
+		})
+	}
+}
