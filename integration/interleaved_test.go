@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/pprof"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,23 +42,16 @@ func BenchmarkOneEventInterleaved(b *testing.B) {
 					clients[k] = side.new(srv)
 				})
 			}
-			var wall, cpu [2]int64
 			b.ResetTimer()
-			for block := 0; block*interleaveBlock < b.N; block++ {
-				for turn := range 2 {
-					k := (block + turn) % 2
-					cpu0, start := cpuTime(), time.Now()
-					pprof.Do(context.Background(), labels[k], func(context.Context) {
-						for range interleaveBlock {
-							if n, _, failed := drain(clients[k], start); failed || n != 1 {
-								b.Fatalf("%v: %d events, failed %v", labels[k], n, failed)
-							}
+			wall, cpu := alternate(b.N, interleaveBlock, func(k int, start time.Time) {
+				pprof.Do(context.Background(), labels[k], func(context.Context) {
+					for range interleaveBlock {
+						if n, _, failed := drain(clients[k], start); failed || n != 1 {
+							b.Fatalf("%v: %d events, failed %v", labels[k], n, failed)
 						}
-					})
-					wall[k] += int64(time.Since(start))
-					cpu[k] += cpuTime() - cpu0
-				}
-			}
+					}
+				})
+			})
 			streams := float64((b.N + interleaveBlock - 1) / interleaveBlock * interleaveBlock)
 			b.ReportMetric(float64(wall[0])/streams, "baresafe-ns/stream")
 			b.ReportMetric(float64(wall[1])/streams, "plugin-ns/stream")
@@ -68,6 +59,23 @@ func BenchmarkOneEventInterleaved(b *testing.B) {
 			b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
 		})
 	}
+}
+
+// alternate runs the two sides' blocks of block streams in turn until n
+// streams per side have run, the side that goes first alternating, and
+// returns each side's wall and CPU time (k 0: baseline, 1: plugin). run
+// runs one block of side k, which started at start.
+func alternate(n, block int, run func(k int, start time.Time)) (wall, cpu [2]int64) {
+	for round := 0; round*block < n; round++ {
+		for turn := range 2 {
+			k := (round + turn) % 2
+			cpu0, start := cpuTime(), time.Now()
+			run(k, start)
+			wall[k] += int64(time.Since(start))
+			cpu[k] += cpuTime() - cpu0
+		}
+	}
+	return wall, cpu
 }
 
 // interleaveBlock is the number of streams a side runs before the other
@@ -92,31 +100,14 @@ func BenchmarkConcurrentInterleaved(b *testing.B) {
 				clients[k] = side.new(srv)
 			}
 			block := min(interleaveBlock*conc, 400)
-			var wall, cpu [2]int64
 			b.ResetTimer()
-			for round := 0; round*block < b.N; round++ {
-				for turn := range 2 {
-					k := (round + turn) % 2
-					cpu0, start := cpuTime(), time.Now()
-					var taken atomic.Int64
-					var wg sync.WaitGroup
-					for range conc {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							for taken.Add(1) <= int64(block) {
-								if n, _, failed := drain(clients[k], start); failed || n != 1 {
-									b.Errorf("%s: %d events, failed %v", scaleSides[1+k].name, n, failed)
-									return
-								}
-							}
-						}()
+			wall, cpu := alternate(b.N, block, func(k int, start time.Time) {
+				streamConcurrently(conc, block, func() {
+					if n, _, failed := drain(clients[k], start); failed || n != 1 {
+						b.Errorf("%s: %d events, failed %v", scaleSides[1+k].name, n, failed)
 					}
-					wg.Wait()
-					wall[k] += int64(time.Since(start))
-					cpu[k] += cpuTime() - cpu0
-				}
-			}
+				})
+			})
 			b.ReportMetric(float64(wall[0])/float64(wall[1]), "speed-ratio")
 			b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
 		})

@@ -1,11 +1,8 @@
 package integration_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,9 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-	"github.com/aws/smithy-go/eventstream"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/streamstatus/streamstatus/integration/fake"
 	"github.com/streamstatus/streamstatus/middleware"
@@ -128,26 +123,6 @@ func TestReview20e_LaterFinalizeMiddlewareSeesThrottleAsSuccess(t *testing.T) {
 	}
 }
 
-// substituteBody is a deserialize middleware between the SDK's event-stream
-// deserializer and streamstatus's that answers every 200 stream with a
-// canned body of its own, as a replay/recording or test-double middleware
-// does; it drops the body it was handed without reading or closing it.
-func substituteBody(canned []byte) func(*bedrockruntime.Options) {
-	mw := smithymiddleware.DeserializeMiddlewareFunc("review20e.Substitute", func(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
-		smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-		out, md, err := next.HandleDeserialize(ctx, in)
-		if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil && resp.StatusCode == 200 {
-			resp.Body = io.NopCloser(bytes.NewReader(canned))
-		}
-		return out, md, err
-	})
-	return func(o *bedrockruntime.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *smithymiddleware.Stack) error {
-			return s.Deserialize.Insert(mw, middleware.DeserializeID, smithymiddleware.Before)
-		})
-	}
-}
-
 // TestReview20e_UnreadBodyHangsPastDeadline: when another middleware took
 // the stream body's place, the SDK's reader may never read it, so the
 // attempt must not wait for the reader's first read: the call returns the
@@ -157,15 +132,12 @@ func TestReview20e_UnreadBodyHangsPastDeadline(t *testing.T) {
 	srv := newServer(t)
 	healthy, _ := invokeStream.healthy(2, "real")
 	srv.SetDefault(fake.Response{Steps: healthy})
-	var canned []byte
-	for _, s := range []string{"canned-0", "canned-1"} {
-		canned = append(canned, fake.Frame(chunkMessage(s))...)
-	}
+	canned := cannedStream()
 	c := newClient(srv, clientOption, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	done := make(chan result, 1)
-	go func() { done <- invokeStream.run(ctx, c, substituteBody(canned)) }()
+	go func() { done <- invokeStream.run(ctx, c, substituteBody(canned, false)) }()
 	select {
 	case res := <-done:
 		if res.callErr != nil || len(res.events) != 2 {
@@ -174,16 +146,4 @@ func TestReview20e_UnreadBodyHangsPastDeadline(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the call did not return 4.5 s after its context's 500 ms deadline: the finalize middleware waits for a read-ahead nobody runs")
 	}
-}
-
-// chunkMessage is an InvokeModelWithResponseStream chunk event carrying text.
-func chunkMessage(text string) eventstream.Message {
-	var m eventstream.Message
-	m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("chunk"))
-	m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
-	m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.EventMessageType))
-	m.Payload, _ = json.Marshal(struct {
-		Bytes []byte `json:"bytes"`
-	}{[]byte(text)})
-	return m
 }

@@ -20,13 +20,13 @@ import (
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
-// substitute20f is a record/replay middleware between the SDK's
-// event-stream deserializer and streamstatus's (as review_20e's
-// substituteBody): it answers every 200 stream with a canned body. With
+// substituteBody is a record/replay (or test-double) middleware between
+// the SDK's event-stream deserializer and streamstatus's: it answers every
+// 200 stream with a canned body. With
 // closeReal it closes the response body it replaces, as a well-behaved
 // replay middleware does; without, it keeps it in *kept (for the test to
 // close later), unread.
-func substitute20f(canned []byte, closeReal bool, kept ...*[]io.Closer) func(*bedrockruntime.Options) {
+func substituteBody(canned []byte, closeReal bool, kept ...*[]io.Closer) func(*bedrockruntime.Options) {
 	mw := smithymiddleware.DeserializeMiddlewareFunc("review20f.Substitute", func(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
 		smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 		out, md, err := next.HandleDeserialize(ctx, in)
@@ -47,8 +47,18 @@ func substitute20f(canned []byte, closeReal bool, kept ...*[]io.Closer) func(*be
 	}
 }
 
-// chunk20f is an InvokeModelWithResponseStream chunk event carrying text.
-func chunk20f(text string) eventstream.Message {
+// cannedStream is what substituteBody answers with: two chunk events,
+// "canned-0" and "canned-1".
+func cannedStream() []byte {
+	var canned []byte
+	for _, s := range []string{"canned-0", "canned-1"} {
+		canned = append(canned, fake.Frame(cannedChunk(s))...)
+	}
+	return canned
+}
+
+// cannedChunk is an InvokeModelWithResponseStream chunk event carrying text.
+func cannedChunk(text string) eventstream.Message {
 	var m eventstream.Message
 	m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("chunk"))
 	m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
@@ -70,10 +80,7 @@ func TestReview20f_FailedAttemptLeaksSDKReaders(t *testing.T) {
 	baseline := goleak.IgnoreCurrent()
 	srv := newServer(t)
 	healthy, _ := invokeStream.healthy(2, "real")
-	var canned []byte
-	for _, s := range []string{"canned-0", "canned-1"} {
-		canned = append(canned, fake.Frame(chunk20f(s))...)
-	}
+	canned := cannedStream()
 	const throttles = 4
 	for i := 0; i < throttles; i++ {
 		srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
@@ -85,7 +92,7 @@ func TestReview20f_FailedAttemptLeaksSDKReaders(t *testing.T) {
 	// is closed, then race the next attempt's reader inside smithy-go.
 	c := newClient(srv, clientOption, throttles+1)
 	var kept []io.Closer
-	res := invokeStream.run(context.Background(), c, substitute20f(canned, false, &kept))
+	res := invokeStream.run(context.Background(), c, substituteBody(canned, false, &kept))
 	if res.callErr != nil || len(res.events) != 2 {
 		t.Fatalf("call: %v %q", res.callErr, res.events)
 	}
@@ -122,14 +129,11 @@ func TestReview20f_ClosingSubstituteFailsEveryCall(t *testing.T) {
 	srv := newServer(t)
 	healthy, _ := invokeStream.healthy(2, "real")
 	srv.SetDefault(fake.Response{Steps: healthy})
-	var canned []byte
-	for _, s := range []string{"canned-0", "canned-1"} {
-		canned = append(canned, fake.Frame(chunk20f(s))...)
-	}
+	canned := cannedStream()
 	for _, how := range installs {
 		t.Run(how.String(), func(t *testing.T) {
 			before := srv.CallCount()
-			res := invokeStream.run(context.Background(), newClient(srv, how, 3), substitute20f(canned, true))
+			res := invokeStream.run(context.Background(), newClient(srv, how, 3), substituteBody(canned, true))
 			if res.callErr != nil || len(res.events) != 2 || res.streamErr != nil {
 				t.Fatalf("call with a replay middleware that closes the real body: err %v, events %q, stream err %v after %d requests; want the 2 canned events",
 					res.callErr, res.events, res.streamErr, srv.CallCount()-before)

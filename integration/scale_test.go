@@ -74,22 +74,13 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 					runtime.ReadMemStats(&before)
 					b.ResetTimer()
 					cpu := cpuTime()
-					var next atomic.Int64
-					var wg sync.WaitGroup
-					for range conc {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							for next.Add(1) <= int64(b.N) {
-								n, _, bad := drain(c, time.Now())
-								delivered.Add(int64(n))
-								if bad || n != events {
-									failed.Add(1)
-								}
-							}
-						}()
-					}
-					wg.Wait()
+					streamConcurrently(conc, b.N, func() {
+						n, _, bad := drain(c, time.Now())
+						delivered.Add(int64(n))
+						if bad || n != events {
+							failed.Add(1)
+						}
+					})
 					cpu = cpuTime() - cpu
 					b.StopTimer()
 					runtime.ReadMemStats(&after)
@@ -100,6 +91,23 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 			}
 		}
 	}
+}
+
+// streamConcurrently runs stream n times on conc goroutines, each taking
+// the next run until all n are taken, and returns when all have ended.
+func streamConcurrently(conc, n int, stream func()) {
+	var taken atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for taken.Add(1) <= int64(n) {
+				stream()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkIdleStreamMemory: 1,000 streams open on one client, each after
