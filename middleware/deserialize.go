@@ -175,14 +175,14 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // first read of the body (startAhead), while the operation's caller waits
 // for it just outside the SDK's deserializer (awaitMiddleware,
 // awaitAhead), so a failure before content still fails the attempt, for
-// the retry loop. It runs there, not
-// on the caller's goroutine before the SDK's deserializer, because that is
-// when and where the SDK reads the first frame without the plugin: waiting
-// on the connection as soon as the headers are in cost 1-event streams
-// 2-5 % over a socket, as did the deeper stack of a read-ahead started
-// from inside the SDK decoder's first read (the reader goroutine's stack
-// grew for it), so under WithBedrock's protocol decode starts it before
-// the decoder runs. BENCHMARKS.md has the figures.
+// the retry loop. It runs there, not on the caller's goroutine before the
+// SDK's deserializer, because that is when and where the SDK reads the
+// first frame without the plugin: waiting on the connection as soon as the
+// headers are in cost 1-event streams 2-5 % over a socket, as did the
+// deeper stack of a read-ahead started from inside the SDK decoder's first
+// read (the reader goroutine's stack grew for it), so under WithBedrock's
+// protocol decode starts it before the decoder runs. BENCHMARKS.md has the
+// figures.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. Under WithBedrock's protocol the reader goroutine
@@ -329,9 +329,10 @@ func (b *streamBody) readAhead() error {
 }
 
 // startAhead runs the read-ahead, on the first read of the body (the
-// SDK's reader goroutine), and lets awaitAhead go on. A failure ends the stream (recorded as a failure before content)
-// and is returned to the reader, which then stops; the caller's attempt
-// fails with it. The caller holds mu.
+// SDK's reader goroutine), and lets awaitAhead go on. A failure ends the
+// stream (recorded as a failure before content) and is returned to the
+// reader, which then stops; the caller's attempt fails with it. The caller
+// holds mu.
 func (b *streamBody) startAhead() error {
 	err := b.readAhead()
 	if err != nil {
@@ -380,9 +381,9 @@ func ownCopy(err error) error {
 // unless a read already has (under mu, so the two never overlap), and
 // never waits for a read that may not come; and if that middleware closed
 // the body unread, there is nothing to report (the stream is the
-// middleware's, as when the read-ahead ran before it saw the body). The SDK's reader ends at the
-// same failure; the body is closed here too, so no SDK version's reader is
-// relied on for that.
+// middleware's, as when the read-ahead ran before it saw the body). The
+// SDK's reader ends at the same failure; the body is closed here too, so
+// no SDK version's reader is relied on for that.
 func (b *streamBody) awaitAhead(readBySDK bool) error {
 	var err error
 	if readBySDK {

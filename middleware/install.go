@@ -12,12 +12,12 @@ import (
 
 // IDs of the middlewares, stable across releases. A third stream
 // middleware, "streamstatus.AwaitReadAhead", goes right outside the SDK's
-// OperationEventStreamDeserializer (deserialize.go). The request-body guard is
-// part of the DeserializeID middleware (it was a finalize middleware of its
-// own, "streamstatus.RequestBodyGuard", before issue 20: each middleware
-// on a stack costs an allocation per call); a second copy under that ID
-// goes last in the deserialize step only when the client logs request
-// bodies (aws.LogRequestWithBody).
+// OperationEventStreamDeserializer (deserialize.go). The request-body
+// guard is part of the DeserializeID middleware (it was a finalize
+// middleware of its own, "streamstatus.RequestBodyGuard", before issue 20:
+// each middleware on a stack costs an allocation per call); a second copy
+// under that ID goes last in the deserialize step only when the client
+// logs request bodies (aws.LogRequestWithBody).
 const (
 	DeserializeID = "streamstatus.Deserialize"
 	FinalizeID    = "streamstatus.Finalize"

@@ -24,9 +24,9 @@ import (
 // time it waited to the first-event clock. One timer per stream does the
 // rest. The first-event clock counts only the time reads wait before the
 // first content event, from the SDK reader's first read on (microseconds
-// after the response headers): when the read-ahead
-// hands the stream over early (ReadAheadLimit) and the consumer is busy
-// with the events it got, no read waits and the clock stands still. The
+// after the response headers): when the read-ahead hands the stream over
+// early (ReadAheadLimit) and the consumer is busy with the events it got,
+// no read waits and the clock stands still. The
 // timer fires when that waiting time reaches the first-event timeout (late
 // by up to a quarter of it when the last of it is spent across a pause of
 // the consumer), and every quarter of the idle timeout, where it fires the
@@ -42,8 +42,10 @@ import (
 // runs it again, rather than delivering one event and failing after it.
 //
 // Read runs on one goroutine at a time (the SDK's reader, whose first read
-// runs the read-ahead); the timer's function runs on its own and touches only atomics,
-// the mutex-guarded wait times, its own fields and the body's close.
+// runs the read-ahead; or the caller, running the read-ahead when another
+// middleware took the body's place, under the body's mutex); the timer's
+// function runs on its own and touches only atomics, the mutex-guarded
+// wait times, its own fields and the body's close.
 type stallGuard struct {
 	src      io.Reader
 	closeSrc func()
