@@ -68,8 +68,6 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
 	body.obs = newStreamObserver(ctx, info, m.opts.classifier, reqOf(in))
-	body.awaited = true
-	body.ahead.Add(1)
 	resp.Body = body
 	md.Set(streamBodyKey{}, body) // for awaitMiddleware, which waits for the read-ahead
 	return out, md, nil
@@ -237,11 +235,10 @@ type streamBody struct {
 	codec *restjson1.Protocol
 
 	// The read-ahead runs once (startAhead); ahead is done when it has
-	// run, or when the body was closed before it could. awaited: the
-	// deserialize middleware set ahead up for awaitMiddleware to wait on
-	// (a body made otherwise, as in tests, has no waiter).
+	// run, or when the body was closed before it could. Only
+	// awaitMiddleware waits on it (a test that calls readAhead itself
+	// leaves it undone, unwaited).
 	ahead    sync.WaitGroup
-	awaited  bool
 	aheadRan bool  // under mu
 	aheadErr error // the read-ahead's failure; written before ahead is done
 	// aheadClosed: the body was closed before the read-ahead could run;
@@ -261,6 +258,7 @@ const (
 
 func newStreamBody(ctx context.Context, src io.ReadCloser, info streamerr.Stream, opts *resolved) *streamBody {
 	b := &streamBody{ctx: ctx, src: src, info: info, opts: opts}
+	b.ahead.Add(1) // done by endAhead, once (aheadRan)
 	if opts.firstEvent > 0 || opts.idle > 0 {
 		b.guard.start(src, b.closeSrc, opts.firstEvent, opts.idle)
 		b.scan.Reset(&b.guard)
@@ -344,13 +342,20 @@ func (b *streamBody) startAhead() error {
 	return err
 }
 
+// aheadOnce runs the read-ahead (startAhead) unless it has run, and
+// returns its failure if it ran now. The caller holds mu.
+func (b *streamBody) aheadOnce() error {
+	if b.aheadRan {
+		return nil
+	}
+	return b.startAhead()
+}
+
 // endAhead records the read-ahead's outcome and lets awaitAhead go on. The
 // caller holds mu, and has set aheadRan.
 func (b *streamBody) endAhead(err error) {
 	b.aheadErr = ownCopy(err)
-	if b.awaited {
-		b.ahead.Done()
-	}
+	b.ahead.Done()
 }
 
 // ownCopy returns a copy of a read-ahead's failure for the operation's
@@ -391,9 +396,7 @@ func (b *streamBody) awaitAhead(readBySDK bool) error {
 		err = b.aheadErr
 	} else {
 		b.mu.Lock()
-		if !b.aheadRan {
-			_ = b.startAhead()
-		}
+		_ = b.aheadOnce()
 		err = b.aheadErr
 		if b.aheadClosed {
 			err = nil // the middleware that took the body's place closed it unread: the stream is its own
@@ -440,10 +443,8 @@ func (b *streamBody) releaseIfClosed() {
 }
 
 func (b *streamBody) read(p []byte) (int, error) {
-	if !b.aheadRan {
-		if err := b.startAhead(); err != nil {
-			return 0, err
-		}
+	if err := b.aheadOnce(); err != nil {
+		return 0, err
 	}
 	for len(b.pending) == 0 {
 		switch {
@@ -579,11 +580,9 @@ func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 // own (crcFailed).
 func (b *streamBody) decode(schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
 	b.mu.Lock()
-	if !b.aheadRan { // here rather than in the decoder's first Read: a shallower stack (see streamBody)
-		if err := b.startAhead(); err != nil {
-			b.mu.Unlock()
-			return nil, err
-		}
+	if err := b.aheadOnce(); err != nil { // here rather than in the decoder's first Read: a shallower stack (see streamBody)
+		b.mu.Unlock()
+		return nil, err
 	}
 	b.decoding = true
 	ev, err := b.codec.DeserializeEventMessage(schema, types, b)
