@@ -15,6 +15,14 @@ import (
 	"github.com/streamstatus/streamstatus/smithyext"
 )
 
+// answering is a transport that answers every request 200 with body src.
+func answering(src io.ReadCloser) smithymiddleware.DeserializeHandler {
+	return smithymiddleware.DeserializeHandlerFunc(func(context.Context, smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
+		resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 200, Header: http.Header{}, Body: src}}
+		return smithymiddleware.DeserializeOutput{RawResponse: resp}, smithymiddleware.Metadata{}, nil
+	})
+}
+
 // attempt runs one attempt the way the SDK's stack does around the stream
 // middlewares: awaitReadAhead, then the SDK's
 // OperationEventStreamDeserializer (here: a handler that runs the
@@ -28,11 +36,7 @@ func attempt(t *testing.T, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCl
 	r := resolve(nil)
 	var handed io.ReadCloser
 	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-		transport := smithymiddleware.DeserializeHandlerFunc(func(context.Context, smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-			resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 200, Header: http.Header{}, Body: src}}
-			return smithymiddleware.DeserializeOutput{RawResponse: resp}, smithymiddleware.Metadata{}, nil
-		})
-		out, md, err := r.deserialize.HandleDeserialize(ctx, in, transport)
+		out, md, err := r.deserialize.HandleDeserialize(ctx, in, answering(src))
 		if err == nil {
 			resp := out.RawResponse.(*smithyhttp.Response)
 			handed = resp.Body
@@ -148,11 +152,7 @@ func TestAttemptFailingAfterDeserializeClosesTheBody(t *testing.T) {
 	r := resolve(nil)
 	rejected := errors.New("unexpected output result type")
 	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-		transport := smithymiddleware.DeserializeHandlerFunc(func(context.Context, smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
-			resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 200, Header: http.Header{}, Body: src}}
-			return smithymiddleware.DeserializeOutput{RawResponse: resp}, smithymiddleware.Metadata{}, nil
-		})
-		out, md, _ := r.deserialize.HandleDeserialize(ctx, in, transport)
+		out, md, _ := r.deserialize.HandleDeserialize(ctx, in, answering(src))
 		return out, md, rejected
 	})
 	_, _, err := awaitReadAhead.HandleDeserialize(context.Background(), smithymiddleware.DeserializeInput{Request: smithyhttp.NewStackRequest()}, sdkDeserializer)
