@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -29,11 +30,16 @@ func answering(src io.ReadCloser) smithymiddleware.DeserializeHandler {
 // deserialize middleware over a 200 response with body src, then hands
 // swap(resp.Body) to reader on a goroutine of its own, as the SDK starts
 // its event reader). swap stands for middlewares between the two that
-// replace the body; nil leaves it. It returns the attempt's error and the
+// replace the body; nil leaves it. busy has the installation count every
+// attempt as one among more than there are processors, so the caller runs
+// the read-ahead (callerReads). It returns the attempt's error and the
 // stream body.
-func attempt(t *testing.T, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCloser, reader func(io.ReadCloser)) (error, io.ReadCloser) {
+func attempt(t *testing.T, busy bool, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCloser, reader func(io.ReadCloser)) (error, io.ReadCloser) {
 	t.Helper()
 	r := resolve(nil)
+	if busy {
+		r.procs = 0
+	}
 	var handed io.ReadCloser
 	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
 		out, md, err := r.deserialize.HandleDeserialize(ctx, in, answering(src))
@@ -62,13 +68,20 @@ func attempt(t *testing.T, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCl
 }
 
 // An attempt returns only once the read-ahead, which runs on the reader's
-// goroutine at its first read, has decided: a failure before content is
-// the attempt's error, and a healthy stream reaches the reader whole.
+// goroutine at its first read (or, when the installation is busy, on the
+// caller's), has decided: a failure before content is the attempt's error,
+// and a healthy stream reaches the reader whole.
 func TestAttemptWaitsForTheReadAhead(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) { testAttemptWaitsForTheReadAhead(t, busy) })
+	}
+}
+
+func testAttemptWaitsForTheReadAhead(t *testing.T, busy bool) {
 	t.Run("exception before content", func(t *testing.T) {
 		src := &closeRecorder{Reader: bytes.NewReader(frame(t, "exception", ":exception-type", "throttlingException", `{"message":"slow down"}`))}
 		stopped := make(chan error, 1)
-		err, _ := attempt(t, src, nil, func(body io.ReadCloser) {
+		err, _ := attempt(t, busy, src, nil, func(body io.ReadCloser) {
 			_, err := io.ReadAll(body)
 			stopped <- err
 		})
@@ -86,7 +99,7 @@ func TestAttemptWaitsForTheReadAhead(t *testing.T) {
 	t.Run("healthy stream", func(t *testing.T) {
 		stream := bytes.Join([][]byte{event(t, "messageStart"), event(t, "contentBlockDelta"), event(t, "messageStop")}, nil)
 		got := make(chan []byte, 1)
-		err, _ := attempt(t, io.NopCloser(bytes.NewReader(stream)), nil, func(body io.ReadCloser) {
+		err, _ := attempt(t, busy, io.NopCloser(bytes.NewReader(stream)), nil, func(body io.ReadCloser) {
 			b, _ := io.ReadAll(body)
 			got <- b
 		})
@@ -103,14 +116,83 @@ func TestAttemptWaitsForTheReadAhead(t *testing.T) {
 // response, say) must not leave the attempt waiting for a read-ahead that
 // never runs.
 func TestCloseBeforeFirstReadEndsTheWait(t *testing.T) {
-	never, w := io.Pipe() // a connection that sends nothing
-	defer w.Close()
-	err, body := attempt(t, never, nil, func(body io.ReadCloser) { _ = body.Close() })
-	if err == nil {
-		t.Fatal("the attempt succeeded on a body closed before its first read")
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) {
+			never, w := io.Pipe() // a connection that sends nothing
+			defer w.Close()
+			err, body := attempt(t, busy, never, nil, func(body io.ReadCloser) { _ = body.Close() })
+			if err == nil {
+				t.Fatal("the attempt succeeded on a body closed before its first read")
+			}
+			if n, rerr := body.Read(make([]byte, 8)); n != 0 || rerr == nil {
+				t.Fatalf("Read after Close: %d bytes, %v: want none and an error", n, rerr)
+			}
+		})
 	}
-	if n, rerr := body.Read(make([]byte, 8)); n != 0 || rerr == nil {
-		t.Fatalf("Read after Close: %d bytes, %v: want none and an error", n, rerr)
+}
+
+// On a busy installation the caller runs the read-ahead itself: its
+// attempt returns the failure before content even though the SDK's reader
+// has not read the body yet (here: not until the attempt returned), and
+// the reader then ends at that failure.
+func TestBusyCallerReadsAhead(t *testing.T) {
+	src := &closeRecorder{Reader: bytes.NewReader(frame(t, "exception", ":exception-type", "throttlingException", `{"message":"slow down"}`))}
+	returned, stopped := make(chan struct{}), make(chan error, 1)
+	err, _ := attempt(t, true, src, nil, func(body io.ReadCloser) {
+		<-returned
+		_, err := io.ReadAll(body)
+		stopped <- err
+	})
+	close(returned)
+	if !errors.As(err, new(*smithyext.StatusError)) {
+		t.Fatalf("attempt error %v: want the throttle's StatusError", err)
+	}
+	if readerErr := <-stopped; !errors.As(readerErr, new(*smithyext.StatusError)) {
+		t.Fatalf("the reader ended with %v: want the attempt's StatusError", readerErr)
+	}
+}
+
+// An installation is busy for a response when, as it arrives, at least as
+// many of the installation's other attempts wait for theirs as there are
+// processors (procs).
+func TestBusyCountsAttemptsWaitingForTheirResponse(t *testing.T) {
+	r := resolve(nil)
+	r.procs = 2
+	type arrival struct {
+		release chan struct{}
+		body    chan *streamBody
+	}
+	start := func() arrival {
+		a := arrival{release: make(chan struct{}), body: make(chan *streamBody, 1)}
+		entered := make(chan struct{})
+		transport := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
+			close(entered)
+			<-a.release
+			return answering(io.NopCloser(bytes.NewReader(nil))).HandleDeserialize(ctx, in)
+		})
+		go func() {
+			out, _, _ := r.deserialize.HandleDeserialize(context.Background(), smithymiddleware.DeserializeInput{Request: smithyhttp.NewStackRequest()}, transport)
+			a.body <- out.RawResponse.(*smithyhttp.Response).Body.(*streamBody)
+		}()
+		<-entered
+		return a
+	}
+	first, second, third := start(), start(), start()
+	for _, tc := range []struct {
+		a    arrival
+		busy bool
+	}{
+		{first, true},   // two others wait: busy
+		{second, false}, // one other waits
+		{third, false},  // none
+	} {
+		close(tc.a.release)
+		if b := <-tc.a.body; b.callerReads != tc.busy {
+			t.Fatalf("callerReads %v with %d other attempts waiting, want %v", b.callerReads, r.waiting.Load(), tc.busy)
+		}
+	}
+	if n := r.waiting.Load(); n != 0 {
+		t.Fatalf("%d attempts still counted as waiting after all returned", n)
 	}
 }
 
@@ -122,7 +204,7 @@ func TestBodyInAnotherMiddlewaresPlace(t *testing.T) {
 	throttle := frame(t, "exception", ":exception-type", "throttlingException", `{"message":"slow down"}`)
 	t.Run("read through", func(t *testing.T) {
 		wrap := func(b io.ReadCloser) io.ReadCloser { return struct{ io.ReadCloser }{b} }
-		err, _ := attempt(t, io.NopCloser(bytes.NewReader(throttle)), wrap, func(body io.ReadCloser) { _, _ = io.ReadAll(body) })
+		err, _ := attempt(t, false, io.NopCloser(bytes.NewReader(throttle)), wrap, func(body io.ReadCloser) { _, _ = io.ReadAll(body) })
 		if !errors.As(err, new(*smithyext.StatusError)) {
 			t.Fatalf("attempt error %v: want the throttle's StatusError", err)
 		}
@@ -131,7 +213,7 @@ func TestBodyInAnotherMiddlewaresPlace(t *testing.T) {
 		canned := bytes.Join([][]byte{event(t, "contentBlockDelta"), event(t, "messageStop")}, nil)
 		substitute := func(io.ReadCloser) io.ReadCloser { return io.NopCloser(bytes.NewReader(canned)) }
 		got := make(chan []byte, 1)
-		err, _ := attempt(t, io.NopCloser(bytes.NewReader(throttle)), substitute, func(body io.ReadCloser) {
+		err, _ := attempt(t, false, io.NopCloser(bytes.NewReader(throttle)), substitute, func(body io.ReadCloser) {
 			b, _ := io.ReadAll(body)
 			got <- b
 		})

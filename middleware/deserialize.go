@@ -39,7 +39,9 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	// after the whole finalize step, so after signing, and its input is the
 	// request the transport sends.
 	guardInput(&in)
+	m.opts.waiting.Add(1)
 	out, md, err = next.HandleDeserialize(ctx, in)
+	busy := m.opts.waiting.Add(-1) >= m.opts.procs
 	if err != nil {
 		// HTTP error answers: exactly as without the plugin, except that
 		// the body is closed. The SDK's schema-serde generation
@@ -67,6 +69,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 		info.RequestID, _ = awsmiddleware.GetRequestIDMetadata(md)
 	}
 	body := newStreamBody(ctx, resp.Body, info, m.opts)
+	body.callerReads = busy
 	body.obs = newStreamObserver(ctx, info, m.opts.classifier, reqOf(in))
 	resp.Body = body
 	md.Set(streamBodyKey{}, body) // for awaitMiddleware, which waits for the read-ahead
@@ -179,8 +182,15 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // headers are in cost 1-event streams 2-5 % over a socket, as did the
 // deeper stack of a read-ahead started from inside the SDK decoder's first
 // read (the reader goroutine's stack grew for it), so under WithBedrock's
-// protocol decode starts it before the decoder runs. BENCHMARKS.md has the
-// figures.
+// protocol decode starts it before the decoder runs. Except on a busy
+// installation (callerReads): when a response arrives while at least as
+// many of the installation's other attempts wait for theirs as there are
+// processors, the caller runs the read-ahead itself (awaitAhead). Every
+// processor then has work, the first frame has usually arrived by the time
+// the caller gets to it, and handing the read-ahead to the reader would
+// only add two goroutine switches to each stream: 8 and 64 concurrent
+// 1-event streams ran about a point slower that way. BENCHMARKS.md has
+// the figures.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. Under WithBedrock's protocol the reader goroutine
@@ -244,6 +254,11 @@ type streamBody struct {
 	// aheadClosed: the body was closed before the read-ahead could run;
 	// under mu.
 	aheadClosed bool
+	// callerReads: the operation's caller runs the read-ahead (awaitAhead)
+	// rather than wait for the SDK's reader to run it; set when the body
+	// is made, if at least as many of the installation's attempts were
+	// waiting for their responses as there are processors.
+	callerReads bool
 }
 
 // Frames passed through in parts (see streamBody): longer than passWhole
@@ -380,7 +395,10 @@ func ownCopy(err error) error {
 // fail the attempt with, once the read-ahead has run. When the SDK's
 // reader reads this body (readBySDK: the response the SDK built its output
 // from still carries it), its first read runs the read-ahead, and
-// awaitAhead waits for that, or for the body's Close. When another
+// awaitAhead waits for that, or for the body's Close; on a busy
+// installation (callerReads) the caller runs it instead, unless the
+// reader's first read got there first (under mu, so the two never
+// overlap). When another
 // middleware took the body's place, its reader may read through this body
 // or never read it at all: then the caller runs the read-ahead itself,
 // unless a read already has (under mu, so the two never overlap), and
@@ -391,17 +409,18 @@ func ownCopy(err error) error {
 // no SDK version's reader is relied on for that.
 func (b *streamBody) awaitAhead(readBySDK bool) error {
 	var err error
-	if readBySDK {
+	if readBySDK && !b.callerReads {
 		b.ahead.Wait()
 		err = b.aheadErr
 	} else {
 		b.mu.Lock()
 		_ = b.aheadOnce()
 		err = b.aheadErr
-		if b.aheadClosed {
+		if !readBySDK && b.aheadClosed {
 			err = nil // the middleware that took the body's place closed it unread: the stream is its own
 		}
 		b.mu.Unlock()
+		b.releaseIfClosed()
 	}
 	if err != nil {
 		_ = b.Close()

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,13 @@ type resolved struct {
 	// per-call option shared across them) holds nothing more.
 	merged atomic.Pointer[mergedOptions]
 
+	// waiting counts this installation's attempts waiting for their
+	// response (inside the deserialize step); when at least procs are
+	// (GOMAXPROCS when the options resolved), a response's read-ahead runs
+	// on the caller (streamBody.callerReads).
+	waiting atomic.Int64
+	procs   int64
+
 	// Stall timeouts (0: off); err reports an invalid value on the first
 	// call.
 	firstEvent, idle time.Duration
@@ -193,7 +201,8 @@ func resolve(opts []Option) *resolved {
 }
 
 func resolveOptions(o Options) *resolved {
-	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes}
+	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes,
+		procs: int64(runtime.GOMAXPROCS(0))}
 	c := o.Classifier
 	if c == nil {
 		c = classify.New(classify.DefaultTables()...)
