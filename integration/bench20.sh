@@ -4,17 +4,19 @@
 # (bare, baresafe, plugin), so slow drifts of a shared machine hit all sides
 # alike; then benchstat -col /side.
 #
-#   integration/bench20.sh                 # all of them, ROUNDS=10 (about 25 minutes on 2 cores)
-#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter | cinter
+#   integration/bench20.sh                 # all of them, ROUNDS=10 (about 30 minutes on 2 cores)
+#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter | cinter | control
 #   ROUNDS=30 integration/bench20.sh inter # 1-event streams, sides interleaved in each process (about 1 minute)
 #   ROUNDS=10 integration/bench20.sh cinter # the same at 1, 8 and 64 concurrent streams (about 2 minutes)
+#   ROUNDS=30 integration/bench20.sh inter cinter control # and beside them the control: both sides the
+#                                          # race-free baseline, so its ratios are the measurement's own error
 #   OUT=/tmp/b20 integration/bench20.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-groups=${*:-big one conc idle inter cinter}
+groups=${*:-big one conc idle inter cinter control}
 
 if ! command -v benchstat >/dev/null 2>&1; then
   echo "installing benchstat (golang.org/x/perf/cmd/benchstat) through the Go module proxy" >&2
@@ -26,9 +28,9 @@ bin="$OUT/integration.test"
 go test -c -o "$bin" ./integration/
 cd integration
 
-run() { # group, bench regexp, benchtime
-  echo "$bin -test.run '^\$' -test.bench '$2' -test.benchtime $3" >&2
-  "$bin" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.timeout 60m >>"$OUT/$1.txt" ||
+run() { # group, bench regexp, benchtime [, environment]
+  echo "${4:+$4 }$bin -test.run '^\$' -test.bench '$2' -test.benchtime $3" >&2
+  env ${4:-} "$bin" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.timeout 60m >>"$OUT/$1.txt" ||
     echo "(that run failed; see $OUT/$1.txt)" >&2
 }
 
@@ -50,11 +52,14 @@ for r in $(seq "$ROUNDS"); do
         run inter 'OneEventInterleaved' 3000x ;;
       cinter) # the same with 1, 8 and 64 concurrent streams on one client
         run cinter 'ConcurrentInterleaved' 4000x ;;
+      control) # inter and cinter with the baseline on both sides
+        run control 'OneEventInterleaved' 3000x STREAMSTATUS_BENCH_CONTROL=1
+        run control 'ConcurrentInterleaved' 4000x STREAMSTATUS_BENCH_CONTROL=1 ;;
     esac
   done
 done
 for g in $groups; do
-  if [ "$g" = inter ] || [ "$g" = cinter ]; then
+  if [ "$g" = inter ] || [ "$g" = cinter ] || [ "$g" = control ]; then
     # Each process reports its own ratios: their mean and standard error.
     awk '/^Benchmark(OneEvent|Concurrent)Interleaved/ {
         for (i = 3; i < NF; i++) if ($(i+1) ~ /-ratio$/) { k = $1 " " $(i+1); n[k]++; s[k] += $i; q[k] += $i * $i }

@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime/pprof"
 	"testing"
 	"time"
@@ -32,33 +33,57 @@ import (
 func BenchmarkOneEventInterleaved(b *testing.B) {
 	for _, size := range []int{100, 4 << 10} {
 		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
-			var clients [2]*bedrockruntime.Client
-			var labels [2]pprof.LabelSet
-			for k, side := range scaleSides[1:] { // baresafe, plugin
-				labels[k] = pprof.Labels("side", side.name)
-				pprof.Do(context.Background(), labels[k], func(context.Context) {
-					srv := newServer(b) // its accept loop, so its connections, carry the label
-					srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(size), 1)}})
-					clients[k] = side.new(srv)
-				})
-			}
+			sides := interleavedSides(b, fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(size), 1)}})
 			b.ResetTimer()
 			wall, cpu := alternate(b.N, interleaveBlock, func(k int, start time.Time) {
-				pprof.Do(context.Background(), labels[k], func(context.Context) {
+				pprof.Do(context.Background(), sides[k].label, func(context.Context) {
 					for range interleaveBlock {
-						if n, _, failed := drain(clients[k], start); failed || n != 1 {
-							b.Fatalf("%v: %d events, failed %v", labels[k], n, failed)
+						if n, _, failed := drain(sides[k].client, start); failed || n != 1 {
+							b.Fatalf("%s: %d events, failed %v", sides[k].name, n, failed)
 						}
 					}
 				})
 			})
 			streams := float64((b.N + interleaveBlock - 1) / interleaveBlock * interleaveBlock)
-			b.ReportMetric(float64(wall[0])/streams, "baresafe-ns/stream")
-			b.ReportMetric(float64(wall[1])/streams, "plugin-ns/stream")
+			b.ReportMetric(float64(wall[0])/streams, sides[0].name+"-ns/stream")
+			b.ReportMetric(float64(wall[1])/streams, sides[1].name+"-ns/stream")
 			b.ReportMetric(float64(wall[0])/float64(wall[1]), "speed-ratio")
 			b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
 		})
 	}
+}
+
+// interleavedSide is one side of an interleaved benchmark: its name, its
+// client (of a fake endpoint of its own) and its pprof label, side=name.
+type interleavedSide struct {
+	name   string
+	client *bedrockruntime.Client
+	label  pprof.LabelSet
+}
+
+// interleavedSides returns the two sides of an interleaved benchmark, the
+// race-free bare baseline and the plugin (WithBedrock), each a client of a
+// fake endpoint of its own that answers every call with resp and whose
+// goroutines run under the side's label. With STREAMSTATUS_BENCH_CONTROL
+// set (integration/bench20.sh control) the second side is the baseline
+// again, named control: what the ratios read for two identical sides is
+// the measurement's own error.
+func interleavedSides(b *testing.B, resp fake.Response) (sides [2]interleavedSide) {
+	kinds := scaleSides[1:3:3] // baresafe, plugin
+	if os.Getenv("STREAMSTATUS_BENCH_CONTROL") != "" {
+		control := kinds[0]
+		control.name = "control"
+		kinds = append(kinds[:1:1], control)
+	}
+	for k, kind := range kinds {
+		sides[k].name, sides[k].label = kind.name, pprof.Labels("side", kind.name)
+		pprof.Do(context.Background(), sides[k].label, func(context.Context) {
+			srv := newServer(b) // its accept loop, so its connections, carry the label
+			srv.SetDefault(resp)
+			sides[k].client = kind.new(srv)
+		})
+	}
+	return sides
 }
 
 // alternate runs the two sides' blocks of block streams in turn until n
@@ -93,19 +118,16 @@ const interleaveBlock = 25
 func BenchmarkConcurrentInterleaved(b *testing.B) {
 	for _, conc := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			var clients [2]*bedrockruntime.Client
-			for k, side := range scaleSides[1:] { // baresafe, plugin
-				srv := newServer(b)
-				srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(4<<10), 1)}})
-				clients[k] = side.new(srv)
-			}
+			sides := interleavedSides(b, fake.Response{Steps: []fake.Step{fake.Repeat(chunkFrameOf(4<<10), 1)}})
 			block := min(interleaveBlock*conc, 400)
 			b.ResetTimer()
 			wall, cpu := alternate(b.N, block, func(k int, start time.Time) {
-				streamConcurrently(conc, block, func() {
-					if n, _, failed := drain(clients[k], start); failed || n != 1 {
-						b.Errorf("%s: %d events, failed %v", scaleSides[1+k].name, n, failed)
-					}
+				pprof.Do(context.Background(), sides[k].label, func(context.Context) {
+					streamConcurrently(conc, block, func() {
+						if n, _, failed := drain(sides[k].client, start); failed || n != 1 {
+							b.Errorf("%s: %d events, failed %v", sides[k].name, n, failed)
+						}
+					})
 				})
 			})
 			b.ReportMetric(float64(wall[0])/float64(wall[1]), "speed-ratio")
