@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -37,8 +38,8 @@ func answering(src io.ReadCloser) smithymiddleware.DeserializeHandler {
 func attempt(t *testing.T, busy bool, src io.ReadCloser, swap func(io.ReadCloser) io.ReadCloser, reader func(io.ReadCloser)) (error, io.ReadCloser) {
 	t.Helper()
 	r := resolve(nil)
-	if busy {
-		r.procs = 0
+	if busy { // as if GOMAXPROCS other attempts waited for their responses
+		r.waiting.Add(int64(runtime.GOMAXPROCS(0)))
 	}
 	var handed io.ReadCloser
 	sdkDeserializer := smithymiddleware.DeserializeHandlerFunc(func(ctx context.Context, in smithymiddleware.DeserializeInput) (smithymiddleware.DeserializeOutput, smithymiddleware.Metadata, error) {
@@ -154,10 +155,12 @@ func TestBusyCallerReadsAhead(t *testing.T) {
 
 // An installation is busy for a response when, as it arrives, at least as
 // many of the installation's other attempts wait for theirs as there are
-// processors (procs).
+// processors (GOMAXPROCS), and never with none waiting.
 func TestBusyCountsAttemptsWaitingForTheirResponse(t *testing.T) {
+	if runtime.GOMAXPROCS(0) > 64 {
+		t.Skip("holds GOMAXPROCS+1 attempts in flight")
+	}
 	r := resolve(nil)
-	r.procs = 2
 	type arrival struct {
 		release chan struct{}
 		body    chan *streamBody
@@ -177,18 +180,16 @@ func TestBusyCountsAttemptsWaitingForTheirResponse(t *testing.T) {
 		<-entered
 		return a
 	}
-	first, second, third := start(), start(), start()
-	for _, tc := range []struct {
-		a    arrival
-		busy bool
-	}{
-		{first, true},   // two others wait: busy
-		{second, false}, // one other waits
-		{third, false},  // none
-	} {
-		close(tc.a.release)
-		if b := <-tc.a.body; b.callerReads != tc.busy {
-			t.Fatalf("callerReads %v with %d other attempts waiting, want %v", b.callerReads, r.waiting.Load(), tc.busy)
+	procs := runtime.GOMAXPROCS(0)
+	arrivals := make([]arrival, procs+1)
+	for i := range arrivals {
+		arrivals[i] = start()
+	}
+	for i, a := range arrivals { // released in turn: others still waiting = procs, procs-1, ..., 0
+		others := procs - i
+		close(a.release)
+		if b := <-a.body; b.callerReads != (others == procs) {
+			t.Fatalf("callerReads %v with %d other attempts waiting and GOMAXPROCS %d, want %v", b.callerReads, others, procs, others == procs)
 		}
 	}
 	if n := r.waiting.Load(); n != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -39,9 +40,7 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	// after the whole finalize step, so after signing, and its input is the
 	// request the transport sends.
 	guardInput(&in)
-	m.opts.waiting.Add(1)
-	out, md, err = next.HandleDeserialize(ctx, in)
-	busy := m.opts.waiting.Add(-1) >= m.opts.procs
+	out, md, busy, err := m.send(ctx, in, next)
 	if err != nil {
 		// HTTP error answers: exactly as without the plugin, except that
 		// the body is closed. The SDK's schema-serde generation
@@ -74,6 +73,24 @@ func (m *deserializeMiddleware) HandleDeserialize(ctx context.Context, in smithy
 	resp.Body = body
 	md.Set(streamBodyKey{}, body) // for awaitMiddleware, which waits for the read-ahead
 	return out, md, nil
+}
+
+// send hands the request on, counted among the installation's attempts
+// waiting for their responses while it does (resolved.waiting), and
+// reports whether the installation was busy as the response arrived: at
+// least as many of its other attempts still waiting as the runtime has
+// processors (GOMAXPROCS, read then, as the runtime may change it). A
+// panic below is not caught here, but leaves the count as it found it.
+func (m *deserializeMiddleware) send(ctx context.Context, in smithymiddleware.DeserializeInput, next smithymiddleware.DeserializeHandler) (
+	out smithymiddleware.DeserializeOutput, md smithymiddleware.Metadata, busy bool, err error,
+) {
+	m.opts.waiting.Add(1)
+	defer func() {
+		others := m.opts.waiting.Add(-1)
+		busy = others > 0 && others >= int64(runtime.GOMAXPROCS(0))
+	}()
+	out, md, err = next.HandleDeserialize(ctx, in)
+	return out, md, false, err
 }
 
 // awaitReadAhead is the middleware that sits just outside the SDK's
@@ -185,7 +202,8 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // protocol decode starts it before the decoder runs. Except on a busy
 // installation (callerReads): when a response arrives while at least as
 // many of the installation's other attempts wait for theirs as there are
-// processors, the caller runs the read-ahead itself (awaitAhead). Every
+// processors, the caller runs the read-ahead itself (awaitAhead), unless
+// the reader holds the body already. Every
 // processor then has work, the first frame has usually arrived by the time
 // the caller gets to it, and handing the read-ahead to the reader would
 // only add two goroutine switches to each stream: 8 and 64 concurrent
@@ -396,9 +414,10 @@ func ownCopy(err error) error {
 // reader reads this body (readBySDK: the response the SDK built its output
 // from still carries it), its first read runs the read-ahead, and
 // awaitAhead waits for that, or for the body's Close; on a busy
-// installation (callerReads) the caller runs it instead, unless the
-// reader's first read got there first (under mu, so the two never
-// overlap). When another
+// installation (callerReads) the caller runs it instead, if the body is
+// free (the reader does not hold mu: it has not read yet, or is between
+// reads); else it waits as on any other, never for more than the
+// read-ahead. When another
 // middleware took the body's place, its reader may read through this body
 // or never read it at all: then the caller runs the read-ahead itself,
 // unless a read already has (under mu, so the two never overlap), and
@@ -409,11 +428,16 @@ func ownCopy(err error) error {
 // no SDK version's reader is relied on for that.
 func (b *streamBody) awaitAhead(readBySDK bool) error {
 	var err error
-	if readBySDK && !b.callerReads {
+	if readBySDK && !(b.callerReads && b.mu.TryLock()) {
+		// The reader runs the read-ahead; or, busy, it holds the body
+		// already: it is running the read-ahead, or past it and waiting
+		// for the next frame, which is no business of the caller's.
 		b.ahead.Wait()
 		err = b.aheadErr
 	} else {
-		b.mu.Lock()
+		if !readBySDK {
+			b.mu.Lock()
+		}
 		_ = b.aheadOnce()
 		err = b.aheadErr
 		if !readBySDK && b.aheadClosed {

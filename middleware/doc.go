@@ -44,12 +44,12 @@
 // The read-ahead runs on the SDK's reader goroutine, not on the caller's
 // before the SDK's deserializer: that is when and where the SDK reads the
 // first frame without the plugin, and reading it earlier cost 1-event
-// streams a few percent (BENCHMARKS.md). When at least as many of the
-// installation's attempts wait for their responses as there are
-// processors (GOMAXPROCS), the operation's caller runs it instead, while
-// the SDK's reader waits: with every processor busy, that saves two
-// goroutine switches per stream. So a failure before content
-// leaves the deserialize step from streamstatus.AwaitReadAhead: every
+// streams a few percent (BENCHMARKS.md). When, as a response arrives, at
+// least as many of the installation's other attempts still wait for theirs
+// as there are processors (GOMAXPROCS), the operation's caller runs it
+// instead, unless the SDK's reader is at it already: with every processor
+// busy, that saves two goroutine switches per stream. So a failure before
+// content leaves the deserialize step from streamstatus.AwaitReadAhead: every
 // finalize middleware, and every deserialize middleware outside the SDK's
 // event-stream deserializer, sees it as the attempt's error; a middleware
 // between that deserializer and streamstatus.Deserialize sees a success

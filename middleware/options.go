@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -180,11 +179,10 @@ type resolved struct {
 	merged atomic.Pointer[mergedOptions]
 
 	// waiting counts this installation's attempts waiting for their
-	// response (inside the deserialize step); when at least procs are
-	// (GOMAXPROCS when the options resolved), a response's read-ahead runs
-	// on the caller (streamBody.callerReads).
+	// responses (inside the deserialize step); while at least GOMAXPROCS
+	// others wait, a response's read-ahead runs on the caller
+	// (deserializeMiddleware.send, streamBody.callerReads).
 	waiting atomic.Int64
-	procs   int64
 
 	// Stall timeouts (0: off); err reports an invalid value on the first
 	// call.
@@ -201,8 +199,7 @@ func resolve(opts []Option) *resolved {
 }
 
 func resolveOptions(o Options) *resolved {
-	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes,
-		procs: int64(runtime.GOMAXPROCS(0))}
+	r := &resolved{given: o, readAheadLimit: o.ReadAheadLimit, budget: o.Budget, envelopes: !o.DisableErrorEnvelopes}
 	c := o.Classifier
 	if c == nil {
 		c = classify.New(classify.DefaultTables()...)
