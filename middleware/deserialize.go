@@ -438,17 +438,36 @@ func (b *streamBody) awaitAhead(readBySDK bool) error {
 		if !readBySDK {
 			b.mu.Lock()
 		}
-		_ = b.aheadOnce()
-		err = b.aheadErr
-		if !readBySDK && b.aheadClosed {
-			err = nil // the middleware that took the body's place closed it unread: the stream is its own
-		}
-		b.mu.Unlock()
-		b.releaseIfClosed()
+		err = b.aheadHere(readBySDK)
 	}
 	if err != nil {
 		_ = b.Close()
 	}
+	return err
+}
+
+// aheadHere runs the read-ahead on the caller's goroutine, unless it ran,
+// and returns its failure for awaitAhead; the caller holds mu, which
+// aheadHere releases. The read-ahead runs user code (a classifier rule, a
+// meter): should that panic, the body is closed on the way out, so the
+// SDK's reader, which may be waiting for mu, ends instead of waiting for
+// ever, and the connection goes; the panic goes on to the caller.
+func (b *streamBody) aheadHere(readBySDK bool) error {
+	returned := false
+	defer func() {
+		if !returned {
+			_ = b.Close() // mu is held: Close closes src and marks the body closing; the release is ours
+			b.release()
+		}
+		b.mu.Unlock()
+		b.releaseIfClosed()
+	}()
+	_ = b.aheadOnce()
+	err := b.aheadErr
+	if !readBySDK && b.aheadClosed {
+		err = nil // the middleware that took the body's place closed it unread: the stream is its own
+	}
+	returned = true
 	return err
 }
 
