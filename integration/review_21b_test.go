@@ -45,6 +45,26 @@ func (c *holdingClient) Do(req *http.Request) (*http.Response, error) {
 	return c.next.Do(req)
 }
 
+// holdBusy makes the client's installation busy: it starts GOMAXPROCS
+// calls, each run by call on a goroutine of its own, and returns once the
+// client holds all of them before their responses. wait waits for those
+// calls to end (close c.release, or cancel their context, first).
+func (c *holdingClient) holdBusy(call func()) (wait func()) {
+	var calls sync.WaitGroup
+	n := runtime.GOMAXPROCS(0)
+	for range n {
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			call()
+		}()
+	}
+	for c.held.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	return calls.Wait
+}
+
 // yieldAfterDeserializer is a user's deserialize middleware placed right
 // outside the SDK's event-stream deserializer (so between it and
 // streamstatus.AwaitReadAhead): after the SDK built the output and started
@@ -127,25 +147,17 @@ func timeToReturn(t *testing.T, how install, busy bool, extra smithymiddleware.D
 	}
 	c := bedrockruntime.NewFromConfig(cfg, optFns...)
 
-	var holders sync.WaitGroup
-	defer holders.Wait()
 	holdCtx, release := context.WithCancel(context.Background())
+	waitHolders := func() {}
+	defer func() { waitHolders() }()
 	defer release()
 	defer close(hc.release)
 	if busy {
-		n := runtime.GOMAXPROCS(0)
-		for i := 0; i < n; i++ {
-			holders.Add(1)
-			go func() {
-				defer holders.Done()
-				_, _ = c.InvokeModelWithResponseStream(holdCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
-					ModelId: aws.String("hold"), Body: []byte(`{"prompt":"hold"}`), ContentType: aws.String("application/json"),
-				})
-			}()
-		}
-		for hc.held.Load() < int64(n) {
-			time.Sleep(time.Millisecond)
-		}
+		waitHolders = hc.holdBusy(func() {
+			_, _ = c.InvokeModelWithResponseStream(holdCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+				ModelId: aws.String("hold"), Body: []byte(`{"prompt":"hold"}`), ContentType: aws.String("application/json"),
+			})
+		})
 	}
 	start := time.Now()
 	out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
@@ -211,22 +223,14 @@ func TestReview21bBusyStress(t *testing.T) {
 				o.TracerProvider = tp
 			}
 		})
-	var holders sync.WaitGroup
 	n := runtime.GOMAXPROCS(0)
-	for i := 0; i < n; i++ {
-		holders.Add(1)
-		go func() {
-			defer holders.Done()
-			out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
-				ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
-			if err == nil {
-				collect(out.GetStream(), renderChunk)
-			}
-		}()
-	}
-	for hc.held.Load() < int64(n) {
-		time.Sleep(time.Millisecond)
-	}
+	waitHolders := hc.holdBusy(func() {
+		out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
+			ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
+		if err == nil {
+			collect(out.GetStream(), renderChunk)
+		}
+	})
 	const calls = 60
 	var wg sync.WaitGroup
 	errs := make(chan string, calls)
@@ -257,7 +261,7 @@ func TestReview21bBusyStress(t *testing.T) {
 	}
 	wg.Wait()
 	close(hc.release)
-	holders.Wait()
+	waitHolders()
 	close(errs)
 	for e := range errs {
 		t.Error(e)
@@ -362,23 +366,15 @@ func TestReview21b_BusySageMakerCallReturnsOnlyAtTheSecondPart(t *testing.T) {
 				return c.InvokeEndpointWithResponseStream(context.Background(), &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 					EndpointName: aws.String(endpoint), Body: []byte(`{"inputs":"hi"}`), ContentType: aws.String("application/json")})
 			}
-			var holders sync.WaitGroup
-			defer holders.Wait()
 			holdCtx, release := context.WithCancel(context.Background())
+			waitHolders := func() {}
+			defer func() { waitHolders() }()
 			defer release()
 			if busy {
-				n := runtime.GOMAXPROCS(0)
-				for i := 0; i < n; i++ {
-					holders.Add(1)
-					go func() {
-						defer holders.Done()
-						_, _ = c.InvokeEndpointWithResponseStream(holdCtx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
-							EndpointName: aws.String("hold"), Body: []byte(`{"inputs":"hi"}`), ContentType: aws.String("application/json")})
-					}()
-				}
-				for hc.held.Load() < int64(n) {
-					time.Sleep(time.Millisecond)
-				}
+				waitHolders = hc.holdBusy(func() {
+					_, _ = c.InvokeEndpointWithResponseStream(holdCtx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+						EndpointName: aws.String("hold"), Body: []byte(`{"inputs":"hi"}`), ContentType: aws.String("application/json")})
+				})
 			}
 			start := time.Now()
 			out, err := call("my-endpoint")
@@ -425,23 +421,15 @@ func TestReview21b_BusyConverseAllContentReturnsOnlyAtTheFirstDelta(t *testing.T
 				bedrockruntime.WithAPIOptions(func(s *smithymiddleware.Stack) error {
 					return s.Deserialize.Insert(yield, "OperationEventStreamDeserializer", smithymiddleware.Before)
 				}))
-			var holders sync.WaitGroup
-			defer holders.Wait()
+			waitHolders := func() {}
+			defer func() { waitHolders() }()
 			if busy {
-				n := runtime.GOMAXPROCS(0)
-				for i := 0; i < n; i++ {
-					holders.Add(1)
-					go func() {
-						defer holders.Done()
-						out, err := c.ConverseStream(context.Background(), converseInput("hold"))
-						if err == nil {
-							collect(out.GetStream(), renderConverse)
-						}
-					}()
-				}
-				for hc.held.Load() < int64(n) {
-					time.Sleep(time.Millisecond)
-				}
+				waitHolders = hc.holdBusy(func() {
+					out, err := c.ConverseStream(context.Background(), converseInput("hold"))
+					if err == nil {
+						collect(out.GetStream(), renderConverse)
+					}
+				})
 			}
 			start := time.Now()
 			out, err := c.ConverseStream(context.Background(), converseInput("anthropic.claude-test"))
@@ -495,24 +483,16 @@ func TestReview21b_BusyCallHangsOnAStreamThatStallsAfterItsFirstChunk(t *testing
 			c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(), bedrockruntime.WithAPIOptions(func(s *smithymiddleware.Stack) error {
 				return s.Deserialize.Insert(yield, "OperationEventStreamDeserializer", smithymiddleware.Before)
 			}))
-			var holders sync.WaitGroup
-			defer holders.Wait()
+			waitHolders := func() {}
+			defer func() { waitHolders() }()
 			if busy {
-				n := runtime.GOMAXPROCS(0)
-				for i := 0; i < n; i++ {
-					holders.Add(1)
-					go func() {
-						defer holders.Done()
-						out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
-							ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
-						if err == nil {
-							collect(out.GetStream(), renderChunk)
-						}
-					}()
-				}
-				for hc.held.Load() < int64(n) {
-					time.Sleep(time.Millisecond)
-				}
+				waitHolders = hc.holdBusy(func() {
+					out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
+						ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
+					if err == nil {
+						collect(out.GetStream(), renderChunk)
+					}
+				})
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -570,20 +550,11 @@ func TestReview21bBusyStallTimeouts(t *testing.T) {
 	cfg.HTTPClient = hc
 	c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithFirstEventTimeout(300*time.Millisecond), middleware.WithIdleTimeout(300*time.Millisecond)))
 	holdCtx, release := context.WithCancel(context.Background())
-	var holders sync.WaitGroup
-	procs := runtime.GOMAXPROCS(0)
-	for i := 0; i < procs; i++ {
-		holders.Add(1)
-		go func() {
-			defer holders.Done()
-			_, _ = c.InvokeModelWithResponseStream(holdCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
-				ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
-		}()
-	}
-	for hc.held.Load() < int64(procs) {
-		time.Sleep(time.Millisecond)
-	}
-	defer func() { release(); holders.Wait() }()
+	waitHolders := hc.holdBusy(func() {
+		_, _ = c.InvokeModelWithResponseStream(holdCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+			ModelId: aws.String("hold"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
+	})
+	defer func() { release(); waitHolders() }()
 	run := func() result {
 		out, err := c.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
 			ModelId: aws.String("m"), Body: []byte(`{}`), ContentType: aws.String("application/json")})
