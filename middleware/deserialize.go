@@ -85,12 +85,12 @@ func (m *deserializeMiddleware) send(ctx context.Context, in smithymiddleware.De
 	out smithymiddleware.DeserializeOutput, md smithymiddleware.Metadata, busy bool, err error,
 ) {
 	m.opts.waiting.Add(1)
-	defer func() {
+	defer func() { // busy is set here, on every way out
 		others := m.opts.waiting.Add(-1)
 		busy = others > 0 && others >= int64(runtime.GOMAXPROCS(0))
 	}()
 	out, md, err = next.HandleDeserialize(ctx, in)
-	return out, md, false, err
+	return out, md, busy, err
 }
 
 // awaitReadAhead is the middleware that sits just outside the SDK's
@@ -203,12 +203,11 @@ func reqOf(in smithymiddleware.DeserializeInput) *smithyhttp.Request {
 // installation (callerReads): when a response arrives while at least as
 // many of the installation's other attempts wait for theirs as there are
 // processors, the caller runs the read-ahead itself (awaitAhead), unless
-// the reader holds the body already. Every
-// processor then has work, the first frame has usually arrived by the time
-// the caller gets to it, and handing the read-ahead to the reader would
-// only add two goroutine switches to each stream: 8 and 64 concurrent
-// 1-event streams ran about a point slower that way. BENCHMARKS.md has
-// the figures.
+// the reader holds the body already. Every processor then has work, the
+// first frame has usually arrived by the time the caller gets to it, and
+// handing the read-ahead to the reader would only add two goroutine
+// switches to each stream: 8 and 64 concurrent 1-event streams ran about a
+// point slower that way. BENCHMARKS.md has the figures.
 //
 // Read is called only by the SDK's reader goroutine; Close may be called
 // from any goroutine. Under WithBedrock's protocol the reader goroutine
@@ -274,8 +273,8 @@ type streamBody struct {
 	aheadClosed bool
 	// callerReads: the operation's caller runs the read-ahead (awaitAhead)
 	// rather than wait for the SDK's reader to run it; set when the body
-	// is made, if at least as many of the installation's attempts were
-	// waiting for their responses as there are processors.
+	// is made, if the installation was busy as the response arrived
+	// (deserializeMiddleware.send).
 	callerReads bool
 }
 
