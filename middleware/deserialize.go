@@ -416,28 +416,28 @@ func ownCopy(err error) error {
 // installation (callerReads) the caller runs it instead, if the body is
 // free (the reader does not hold mu: it has not read yet, or is between
 // reads); else it waits as on any other, never for more than the
-// read-ahead. When another
-// middleware took the body's place, its reader may read through this body
-// or never read it at all: then the caller runs the read-ahead itself,
-// unless a read already has (under mu, so the two never overlap), and
-// never waits for a read that may not come; and if that middleware closed
-// the body unread, there is nothing to report (the stream is the
-// middleware's, as when the read-ahead ran before it saw the body). The
-// SDK's reader ends at the same failure; the body is closed here too, so
-// no SDK version's reader is relied on for that.
+// read-ahead. When another middleware took the body's place, its reader
+// may read through this body or never read it at all: then the caller
+// runs the read-ahead itself, unless a read already has (under mu, so the
+// two never overlap), and never waits for a read that may not come; and
+// if that middleware closed the body unread, there is nothing to report
+// (the stream is the middleware's, as when the read-ahead ran before it
+// saw the body). The SDK's reader ends at the same failure; the body is
+// closed here too, so no SDK version's reader is relied on for that.
 func (b *streamBody) awaitAhead(readBySDK bool) error {
 	var err error
-	if readBySDK && !(b.callerReads && b.mu.TryLock()) {
+	switch {
+	case !readBySDK:
+		b.mu.Lock()
+		err = b.aheadHere(false)
+	case b.callerReads && b.mu.TryLock():
+		err = b.aheadHere(true)
+	default:
 		// The reader runs the read-ahead; or, busy, it holds the body
 		// already: it is running the read-ahead, or past it and waiting
 		// for the next frame, which is no business of the caller's.
 		b.ahead.Wait()
 		err = b.aheadErr
-	} else {
-		if !readBySDK {
-			b.mu.Lock()
-		}
-		err = b.aheadHere(readBySDK)
 	}
 	if err != nil {
 		_ = b.Close()

@@ -23,14 +23,14 @@ import (
 // event, each read also takes a mutex and reads the clock twice, to add the
 // time it waited to the first-event clock. One timer per stream does the
 // rest. The first-event clock counts only the time reads wait before the
-// first content event, from the SDK reader's first read on (microseconds
+// first content event, from the read-ahead's first read on (microseconds
 // after the response headers): when the read-ahead hands the stream over
 // early (ReadAheadLimit) and the consumer is busy with the events it got,
-// no read waits and the clock stands still. The
-// timer fires when that waiting time reaches the first-event timeout (late
-// by up to a quarter of it when the last of it is spent across a pause of
-// the consumer), and every quarter of the idle timeout, where it fires the
-// stall when the same read has been waiting through a whole idle timeout.
+// no read waits and the clock stands still. The timer fires when that
+// waiting time reaches the first-event timeout (late by up to a quarter of
+// it when the last of it is spent across a pause of the consumer), and
+// every quarter of the idle timeout, where it fires the stall when the
+// same read has been waiting through a whole idle timeout.
 // So an idle stall is reported between 1 and 1.25 idle timeouts after the
 // last byte; time the consumer spends on an event, with no read waiting,
 // never counts for either timeout.
@@ -42,10 +42,11 @@ import (
 // runs it again, rather than delivering one event and failing after it.
 //
 // Read runs on one goroutine at a time (the SDK's reader, whose first read
-// runs the read-ahead; or the caller, running the read-ahead when another
-// middleware took the body's place, under the body's mutex); the timer's
-// function runs on its own and touches only atomics, the mutex-guarded
-// wait times, its own fields and the body's close.
+// runs the read-ahead; or the caller, running the read-ahead under the
+// body's mutex when the installation is busy or another middleware took
+// the body's place); the timer's function runs on its own and touches
+// only atomics, the mutex-guarded wait times, its own fields and the
+// body's close.
 type stallGuard struct {
 	src      io.Reader
 	closeSrc func()
