@@ -5,18 +5,20 @@
 # alike; then benchstat -col /side.
 #
 #   integration/bench20.sh                 # all of them, ROUNDS=10 (about 30 minutes on 2 cores)
-#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter | cinter | control
+#   ROUNDS=4 integration/bench20.sh conc   # one group: big | one | conc | idle | inter | cinter | control | mem
 #   ROUNDS=30 integration/bench20.sh inter # 1-event streams, sides interleaved in each process (about 1 minute)
 #   ROUNDS=10 integration/bench20.sh cinter # the same at 1, 8 and 64 concurrent streams (about 2 minutes)
 #   ROUNDS=30 integration/bench20.sh inter cinter control # and beside them the control: both sides the
 #                                          # race-free baseline, so its ratios are the measurement's own error
+#   ROUNDS=10 integration/bench20.sh mem   # 1-event streams from an in-memory endpoint: the plugin's own
+#                                          # CPU per stream, with no network or server (about 2 minutes)
 #   OUT=/tmp/b20 integration/bench20.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-groups=${*:-big one conc idle inter cinter control}
+groups=${*:-big one conc idle inter cinter control mem}
 
 if ! command -v benchstat >/dev/null 2>&1; then
   echo "installing benchstat (golang.org/x/perf/cmd/benchstat) through the Go module proxy" >&2
@@ -55,6 +57,8 @@ for r in $(seq "$ROUNDS"); do
       control) # inter and cinter with the baseline on both sides
         run control 'OneEventInterleaved' 3000x STREAMSTATUS_BENCH_CONTROL=1
         run control 'ConcurrentInterleaved' 4000x STREAMSTATUS_BENCH_CONTROL=1 ;;
+      mem) # 1-event streams from memory, one at a time and in parallel
+        run mem 'OneEventInMemory' 20000x ;;
     esac
   done
 done
