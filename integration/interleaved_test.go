@@ -114,7 +114,9 @@ const interleaveBlock = 25
 // does for one stream at a time. It reports the ratios baseline / plugin
 // of wall time (speed-ratio) and of the process's CPU time (cpu-ratio);
 // ns/op counts one stream of each side. integration/bench20.sh cinter runs
-// many processes and averages them.
+// many processes and averages them. The baseline decodes all its streams
+// through its client's one codec, as the SDK does; that races (smithy-go
+// #714), so -race reports it: run this benchmark without -race.
 func BenchmarkConcurrentInterleaved(b *testing.B) {
 	for _, conc := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
