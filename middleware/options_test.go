@@ -3,6 +3,8 @@ package middleware
 import (
 	"strings"
 	"testing"
+
+	"github.com/streamstatus/streamstatus/classify"
 )
 
 // Every Options field has the With option of the same name, and the option
@@ -41,5 +43,25 @@ func TestDisableErrorEnvelopesOption(t *testing.T) {
 	}
 	if r := resolve([]Option{WithDisableErrorEnvelopes()}); r.envelopes || !r.given.DisableErrorEnvelopes {
 		t.Fatal("WithDisableErrorEnvelopes left detection on")
+	}
+}
+
+// TestDefaultClassifierIsShared: installations that name no classifier
+// share one built from the default tables, so a new client builds no
+// tables; one that names its own keeps it.
+func TestDefaultClassifierIsShared(t *testing.T) {
+	a, b := resolve(nil), resolve([]Option{WithReadAheadLimit(1 << 10)})
+	if a.classifier.Classifier != b.classifier.Classifier {
+		t.Fatal("two installations without a classifier built two default classifiers")
+	}
+	if r, ok := a.classifier.Rule("Bedrock Runtime", "throttlingException"); !ok || r.Status != 429 || !r.Throttle {
+		t.Fatalf("the shared default classifier's throttlingException row is %+v (found %v); want 429, a throttle", r, ok)
+	}
+	own := classify.New(classify.DefaultTables()...)
+	if c := resolve([]Option{WithClassifier(own)}); c.classifier.Classifier != own {
+		t.Fatal("WithClassifier's classifier was replaced")
+	}
+	if allocs := testing.AllocsPerRun(20, func() { resolve(nil) }); allocs > 20 {
+		t.Fatalf("resolving default options made %.0f allocations; building the tables takes about 90", allocs)
 	}
 }
