@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -47,7 +48,7 @@ func BenchmarkOneEventInMemory(b *testing.B) {
 					if !par {
 						c := newMemoryClient(endpoint, plugin)
 						for b.Loop() {
-							streamOneFromMemory(b, c)
+							streamOne(b, c)
 						}
 						return
 					}
@@ -55,12 +56,20 @@ func BenchmarkOneEventInMemory(b *testing.B) {
 					b.RunParallel(func(pb *testing.PB) {
 						c := newMemoryClient(endpoint, plugin)
 						for pb.Next() {
-							streamOneFromMemory(b, c)
+							streamOne(b, c)
 						}
 					})
 				})
 			}
 		}
+	}
+}
+
+// streamOne makes one call and reads its stream to the end (drain); it
+// fails the benchmark unless that was exactly one event and no error.
+func streamOne(b *testing.B, c *bedrockruntime.Client) {
+	if n, _, failed := drain(c, time.Time{}); failed || n != 1 {
+		b.Fatalf("%d events, failed %v; want 1 event and no error", n, failed)
 	}
 }
 
@@ -98,24 +107,4 @@ func newMemoryClient(endpoint memoryEndpoint, plugin bool) *bedrockruntime.Clien
 	return bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(func(s *smithymiddleware.Stack) error {
 		return s.Finalize.Add(hideWriteTo, smithymiddleware.After)
 	}))
-}
-
-// streamOneFromMemory makes one call and reads its stream to the end; it
-// fails the benchmark unless that was exactly one event and no error.
-func streamOneFromMemory(b *testing.B, c *bedrockruntime.Client) {
-	out, err := c.InvokeModelWithResponseStream(b.Context(), &bedrockruntime.InvokeModelWithResponseStreamInput{
-		ModelId: aws.String("anthropic.claude-test"), Body: []byte(`{"prompt":"hi"}`), ContentType: aws.String("application/json"),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	stream := out.GetStream()
-	n := 0
-	for range stream.Events() {
-		n++
-	}
-	if err := stream.Err(); n != 1 || err != nil {
-		b.Fatalf("%d events, error %v; want 1 event and no error", n, err)
-	}
-	stream.Close()
 }
