@@ -78,8 +78,8 @@ func BenchmarkOneEventInterleaved(b *testing.B) {
 // reader and pipe, the transport's, the fake endpoint's) on one processor
 // and take 85-105 µs at 4 KiB; the rest wait, some of their way, for
 // another processor to wake up and take 120-300 µs (BENCHMARKS.md, "a
-// sixth pass"). The mean (speed-ratio) mixes the two; fast40-speed-ratio (the
-// fastest 40 %) is the plugin's cost on the one-processor path, and
+// sixth pass"). The mean (speed-ratio) mixes the two; fast40-speed-ratio
+// (the fastest 40 %) is the plugin's cost on the one-processor path, and
 // slow50-speed-ratio (the slowest half) what it costs where the
 // processors hand work over, or how it shifts streams between the modes.
 func bandRatio(perStream [2][]time.Duration, lo, hi float64) (ratio float64, ok bool) {
