@@ -143,6 +143,10 @@ func MayCarryEnvelope(f *framing.Frame) bool {
 // start with their "type": {"type":"content_block_delta",...}); the end of
 // the base64 (its closing quote) and any JSON escape in it are looked for
 // block by block, not across the whole payload. It allocates nothing.
+// The fast path reads only Bedrock's layout, a chunk whose first member
+// is a plain "bytes" key; any other (another member first, an escaped key,
+// a "bytes" key only inside a nested value) gets a yes, and the exact
+// decode (chunkEnvelope) decides, as the SDK's decoder would.
 //
 // Reading only up to the deciding block answers as reading the whole
 // value would: the blocks before it decode the same bytes either way, and
@@ -152,11 +156,24 @@ func envelopeAnswer(payload []byte, whole bool) answer {
 	if !whole {
 		more = answerMaybe
 	}
-	i := bytes.Index(payload, bytesKey)
-	if i < 0 {
+	v := skipSpace(payload)
+	if len(v) == 0 {
 		return more
 	}
-	v := skipSpace(payload[i+len(bytesKey):])
+	if v[0] != '{' {
+		return answerNo // not a JSON object: no chunk at all
+	}
+	v = skipSpace(v[1:])
+	if len(v) < len(bytesKey) && bytes.HasPrefix(bytesKey, v) {
+		return more
+	}
+	if !bytes.HasPrefix(v, bytesKey) {
+		// The first key is not a plain "bytes" (another member first, or
+		// an escaped key: "\u0062ytes" is "bytes"): let the exact decode
+		// decide. Bedrock's chunks start with "bytes".
+		return answerYes
+	}
+	v = skipSpace(v[len(bytesKey):])
 	if len(v) == 0 {
 		return more
 	}

@@ -54,6 +54,11 @@ func TestEnvelopeDetection(t *testing.T) {
 		{"envelope with a space", chunkOf(`{"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}`), "rate_limit_error"},
 		{"whitespace around the bytes key", `{ "bytes" : "` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
 		{"bytes after another key", `{"p":"abc","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
+		// Layouts the fast path leaves to the exact decode (envelopeAnswer).
+		{"escaped bytes key", `{"\u0062ytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
+		{"nested bytes key first", `{"x":{"bytes":"AAAA"},"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
+		{"content after another key", `{"p":"abc","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
+		{"content behind an escaped key", `{"\u0062ytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
 		{"envelope without an error type", chunkOf(`{"type":"error"}`), "error"},
 		{"ordinary content", chunkOf(`{"type":"content_block_delta","delta":{"text":"error"}}`), ""},
 		{"content starting like an envelope but not JSON", chunkOf(`{"type":"error"`), ""},
