@@ -258,8 +258,13 @@ type streamBody struct {
 	content bool
 
 	// codec decodes this stream's events when WithBedrock isolated the
-	// client's protocol (protocol.go); used by the reader goroutine only.
-	codec *restjson1.Protocol
+	// client's protocol (protocol.go): taken from codecs at the first
+	// message (decode), given back at the stream's end (decode's error, or
+	// release); codecDirty: it re-encoded an unknown event (not pooled
+	// again). All three under mu.
+	codec      *restjson1.Protocol
+	codecs     *codecPools
+	codecDirty bool
 
 	// The read-ahead runs once (startAhead); ahead is done when it has
 	// run, or when the body was closed before it could. Only
@@ -562,6 +567,18 @@ func (b *streamBody) release() {
 	b.scan.Release()
 	b.pending, b.next, b.passing = nil, nil, false
 	b.guard.stop()
+	if !b.decoding { // else decode gives the codec back once its decoder returned
+		b.dropCodec()
+	}
+}
+
+// dropCodec gives the stream's codec back (protocol.go), if it has one.
+// The caller holds mu.
+func (b *streamBody) dropCodec() {
+	if b.codec != nil {
+		b.codecs.putDecoder(b.codec, b.codecDirty)
+		b.codec, b.codecDirty = nil, false
+	}
 }
 
 // errBodyClosed is what a Read after Close reports.
@@ -638,12 +655,16 @@ func (b *streamBody) sdkChecksCRC() bool { return b.codec != nil }
 // an event once the decoder returned it (before the SDK hands it to the
 // consumer, so a span a Close ends after it counts it, and one ended
 // before does not); a checksum error from the decoder becomes the body's
-// own (crcFailed).
-func (b *streamBody) decode(schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
+// own (crcFailed). The stream's codec comes from codecs at its first
+// message and goes back at its end (dropCodec).
+func (b *streamBody) decode(codecs *codecPools, schema *smithy.Schema, types *smithy.TypeRegistry) (smithy.Deserializable, error) {
 	b.mu.Lock()
 	if err := b.aheadOnce(); err != nil { // here rather than in the decoder's first Read: a shallower stack (see streamBody)
 		b.mu.Unlock()
 		return nil, err
+	}
+	if b.codec == nil {
+		b.codec, b.codecs = codecs.decode.Get().(*restjson1.Protocol), codecs
 	}
 	b.decoding = true
 	ev, err := b.codec.DeserializeEventMessage(schema, types, b)
@@ -652,10 +673,14 @@ func (b *streamBody) decode(schema *smithy.Schema, types *smithy.TypeRegistry) (
 		if b.uncounted {
 			b.countPassed()
 		}
+		b.codecDirty = b.codecDirty || reencoded(ev)
 	case errors.As(err, new(eventstream.ChecksumError)):
 		err = b.crcFailed(err)
 	}
 	b.decoding = false
+	if err != nil { // the reader goroutine stops here (a Close releases instead: release)
+		b.dropCodec()
+	}
 	b.mu.Unlock()
 	b.releaseIfClosed()
 	return ev, err

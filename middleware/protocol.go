@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	smithy "github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/eventstream"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 )
@@ -34,22 +35,29 @@ import (
 // DeserializeEventMessage is called by the SDK's EventStreamReader from the
 // stream's reader goroutine with the response body as reader. With our
 // deserialize middleware that body is a *streamBody, and it carries the
-// stream's codec from its first message to its last. The reader goroutine
-// stops at the first error DeserializeEventMessage returns (io.EOF
-// included), so the codec then goes back to a pool, for a later stream: a
-// codec is 5 allocations (restjson1.New's 3 and 2 more when it first
-// decodes: its decoder), too many to pay per stream. That is safe because nothing a
-// codec returns points into it: payloads are decoded into fresh memory,
-// unknown events re-encoded into a fresh buffer (TestPooledCodecKeepsNothing
-// pins it). A stream closed early whose goroutine stops without an error
-// just leaves its codec to the garbage collector. A reader that is not ours
+// stream's codec from its first message to its end: the first error
+// DeserializeEventMessage returns (io.EOF included; the reader goroutine
+// stops there), or the body's release (streamBody.release: Close, a
+// failure, the stall guard), whichever comes first. The codec then goes
+// back to a pool, for a later stream: a codec is 5 allocations
+// (restjson1.New's 3 and 2 more when it first decodes: its decoder), too
+// many to pay per stream. That is safe because nothing a codec returns
+// points into it: payloads are decoded into fresh memory, unknown events
+// re-encoded into a fresh buffer (TestPooledCodecKeepsNothing pins it).
+// But the re-encoding goes through the codec's eventstream.Encoder, which
+// keeps a buffer as large as the largest message it encoded; so a codec
+// that re-encoded an unknown event is left to the garbage collector, not
+// pooled, or a later stream of tiny events would hold that buffer for its
+// whole life. A reader that is not ours
 // (an operation our middleware does not wrap, such as the bidirectional
 // stream's output, or a body another middleware wrapped around ours)
 // borrows a codec for one message at a time.
 //
 // SerializeEventMessage (input event streams: the bidirectional stream's
 // Send, from the SDK's EventStreamWriter goroutine) borrows a codec for one
-// message: the shared codec's encoder resets its buffers on every message,
+// message, from a pool of its own (an encoder keeps its largest message's
+// buffer; a response stream must not hold one for its life): the shared
+// codec's encoder resets its buffers on every message,
 // so two streams sending at once would interleave each other's frames. The
 // codec writes the whole frame to w before it returns and keeps neither w
 // nor anything it serialized (the payload comes from a fresh shape
@@ -101,17 +109,44 @@ import (
 // isolatedProtocol is a client's restJson1 protocol with one event-stream
 // codec per response stream.
 type isolatedProtocol struct {
-	smithyhttp.ClientProtocol            // the client's own, for everything but event streams
-	codecs                    *sync.Pool // of *restjson1.Protocol; newCodecPool
+	smithyhttp.ClientProtocol             // the client's own, for everything but event streams
+	codecs                    *codecPools // newCodecPool
+}
+
+// codecPools are the spare event-stream codecs (*restjson1.Protocol) of one
+// WithBedrock option value: those that decode, which a response stream
+// holds from its first message to its end, and those borrowed to encode
+// one message, apart, since an encoder keeps the buffer of the largest
+// message it encoded.
+type codecPools struct {
+	decode, encode sync.Pool
+}
+
+// putDecoder gives back a codec that decoded ev last, unless it
+// re-encoded an unknown event (dirty): its encoder then keeps a buffer as
+// large as that event, which a later stream would hold for its life.
+func (p *codecPools) putDecoder(codec *restjson1.Protocol, dirty bool) {
+	if !dirty {
+		p.decode.Put(codec)
+	}
+}
+
+// reencoded reports whether the codec that decoded ev re-encoded it: an
+// event of a type the SDK's model does not know.
+func reencoded(ev smithy.Deserializable) bool {
+	_, ok := ev.(*eventstream.UnknownUnionMember)
+	return ok
 }
 
 // Unwrap returns the protocol isolatedProtocol wraps, which serves
 // everything but event-stream messages.
 func (p *isolatedProtocol) Unwrap() smithyhttp.ClientProtocol { return p.ClientProtocol }
 
-// newCodecPool returns an empty pool of event-stream codecs.
-func newCodecPool() *sync.Pool {
-	return &sync.Pool{New: newEventCodec}
+// newCodecPool returns empty pools of event-stream codecs.
+func newCodecPool() *codecPools {
+	p := &codecPools{}
+	p.decode.New, p.encode.New = newEventCodec, newEventCodec
+	return p
 }
 
 // isolateEventStreams returns p with its event streams isolated per stream,
@@ -121,7 +156,7 @@ func newCodecPool() *sync.Pool {
 // through it, and restjson1.New ignores its arguments, so our codecs encode
 // and decode exactly as its own). Any other protocol, p already isolated
 // included, is returned as it is.
-func isolateEventStreams(p smithyhttp.ClientProtocol, codecs *sync.Pool) smithyhttp.ClientProtocol {
+func isolateEventStreams(p smithyhttp.ClientProtocol, codecs *codecPools) smithyhttp.ClientProtocol {
 	if _, ok := p.(*restjson1.Protocol); !ok {
 		return p
 	}
@@ -150,7 +185,7 @@ var clientProtocolType = reflect.TypeFor[smithyhttp.ClientProtocol]()
 // the library's floor for every user (see README "Compatibility"); it is
 // this package's own option struct argument, read and set once per
 // WithBedrock application, never an SDK internal.
-func isolateClientProtocol(opts any, codecs *sync.Pool) {
+func isolateClientProtocol(opts any, codecs *codecPools) {
 	v := reflect.ValueOf(opts)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return
@@ -163,46 +198,39 @@ func isolateClientProtocol(opts any, codecs *sync.Pool) {
 }
 
 // DeserializeEventMessage decodes the next message of r with r's own codec
-// (streamBody.decode). It is called only from r's reader goroutine
-// (smithyhttp.EventStreamReader), so the codec field needs no lock.
+// (streamBody.decode), or, for a reader that is not ours, with a codec
+// borrowed for this message.
 func (p *isolatedProtocol) DeserializeEventMessage(schema *smithy.Schema, types *smithy.TypeRegistry, r io.Reader) (smithy.Deserializable, error) {
 	b, ok := r.(*streamBody)
 	if !ok {
-		codec := p.codecs.Get().(*restjson1.Protocol)
-		defer p.codecs.Put(codec)
-		return codec.DeserializeEventMessage(schema, types, r)
+		codec := p.codecs.decode.Get().(*restjson1.Protocol)
+		ev, err := codec.DeserializeEventMessage(schema, types, r)
+		p.codecs.putDecoder(codec, reencoded(ev))
+		return ev, err
 	}
-	if b.codec == nil {
-		b.codec = p.codecs.Get().(*restjson1.Protocol)
-	}
-	ev, err := b.decode(schema, types)
-	if err != nil { // the reader goroutine stops here: the codec is free
-		p.codecs.Put(b.codec)
-		b.codec = nil
-	}
-	return ev, err
+	return b.decode(p.codecs, schema, types)
 }
 
 // SerializeEventMessage encodes one input event with a codec borrowed for
 // this message only.
 func (p *isolatedProtocol) SerializeEventMessage(schema, variant *smithy.Schema, v smithy.Serializable, w io.Writer) error {
-	codec := p.codecs.Get().(*restjson1.Protocol)
-	defer p.codecs.Put(codec)
+	codec := p.codecs.encode.Get().(*restjson1.Protocol)
+	defer p.codecs.encode.Put(codec)
 	return codec.SerializeEventMessage(schema, variant, v, w)
 }
 
 // SerializeInitialRequest encodes the initial-request message with a
 // borrowed codec.
 func (p *isolatedProtocol) SerializeInitialRequest(schema *smithy.Schema, v smithy.Serializable, w io.Writer) error {
-	codec := p.codecs.Get().(*restjson1.Protocol)
-	defer p.codecs.Put(codec)
+	codec := p.codecs.encode.Get().(*restjson1.Protocol)
+	defer p.codecs.encode.Put(codec)
 	return codec.SerializeInitialRequest(schema, v, w)
 }
 
 // DeserializeInitialResponse decodes the initial-response message with a
 // borrowed codec.
 func (p *isolatedProtocol) DeserializeInitialResponse(schema *smithy.Schema, r io.Reader, out smithy.Deserializable) error {
-	codec := p.codecs.Get().(*restjson1.Protocol)
-	defer p.codecs.Put(codec)
+	codec := p.codecs.encode.Get().(*restjson1.Protocol)
+	defer p.codecs.encode.Put(codec)
 	return codec.DeserializeInitialResponse(schema, r, out)
 }

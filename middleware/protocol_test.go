@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -408,4 +409,102 @@ type fixedSigner struct{}
 
 func (fixedSigner) SignMessage(headers, payload []byte, date time.Time) ([]byte, error) {
 	return []byte("signature"), nil
+}
+
+// TestCodecThatReencodedIsNotPooled: a stream's codec goes back to the pool
+// at the stream's end, unless it re-encoded an event the SDK's model does
+// not know (its encoder then keeps a buffer as large as that event, which
+// a later stream would hold for its whole life): that codec is left to the
+// garbage collector. With one processor and no -race (which drops pooled
+// values at random), sync.Pool hands the last codec put back to the next
+// Get, so both halves are exact.
+func TestCodecThatReencodedIsNotPooled(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops values at random under -race")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	schema, registry := responseStreamSchema(t)
+	unknown := func() []byte {
+		var m eventstream.Message
+		m.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue("futureEvent"))
+		m.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
+		m.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.EventMessageType))
+		m.Payload = []byte(`{"data":"` + strings.Repeat("x", 64<<10) + `"}`)
+		var buf bytes.Buffer
+		_ = eventstream.NewEncoder().Encode(&buf, m)
+		return buf.Bytes()
+	}()
+	for _, tt := range []struct {
+		name   string
+		stream []byte
+		pooled bool
+	}{
+		{"chunks only", chunkFrames(2), true},
+		{"an unknown event", slices.Concat(chunkFrames(1), unknown), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := isolateEventStreams(restjson1.New(nil), newCodecPool()).(*isolatedProtocol)
+			b := benchBody(tt.stream)
+			var used *restjson1.Protocol
+			for {
+				_, err := p.DeserializeEventMessage(schema, registry, b)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				used = b.codec
+			}
+			if b.codec != nil {
+				t.Fatal("the body still holds its codec after the stream's end")
+			}
+			if again := p.codecs.decode.Get().(*restjson1.Protocol) == used; again != tt.pooled {
+				t.Fatalf("the stream's codec pooled again: %v; want %v", again, tt.pooled)
+			}
+		})
+	}
+}
+
+// TestEncodingCodecsArePooledApart: a codec borrowed to encode an input
+// event keeps, in its encoder, a buffer as large as that event; it goes
+// back to a pool of its own, never to the one response streams take their
+// codecs from (and hold for their whole life). With one processor and no
+// -race, sync.Pool would hand the encoding codec to the next Get of the
+// same pool; the garbage collector empties the pools, but not the codec a
+// stream holds.
+func TestEncodingCodecsArePooledApart(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops values at random under -race")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const size = 4 << 20
+	blob := smithy.NewSchema(smithy.ShapeID{Namespace: "smithy.api", Name: "Blob"}, smithy.ShapeTypeBlob, 0)
+	part := smithy.NewSchema(smithy.ShapeID{Namespace: "test", Name: "Part"}, smithy.ShapeTypeStructure, 1)
+	bytesMember := part.AddMember("bytes", blob)
+	union := smithy.NewSchema(smithy.ShapeID{Namespace: "test", Name: "Input"}, smithy.ShapeTypeUnion, 1)
+	variant := union.AddMember("chunk", part)
+	p := isolateEventStreams(restjson1.New(nil), newCodecPool()).(*isolatedProtocol)
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	ev := serializableFunc(func(s smithy.ShapeSerializer) {
+		s.WriteStruct(part)
+		s.WriteBlob(bytesMember, make([]byte, size))
+		s.CloseStruct()
+	})
+	if err := p.SerializeEventMessage(union, variant, ev, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	stream := p.codecs.decode.Get() // what a response stream takes next, and holds
+	held := int64(heap()) - int64(before)
+	runtime.KeepAlive(stream)
+	if held > 1<<20 {
+		t.Fatalf("a response stream's codec, after a %d KiB input event was encoded: %d KiB held; want under 1 MiB", size>>10, held>>10)
+	}
 }
