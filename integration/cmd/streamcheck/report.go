@@ -271,6 +271,7 @@ const (
 	invModeled    = "modeled type"
 	invBodies     = "bodies closed"
 	invHang       = "hang"
+	invRecorded   = "recorded failures"
 )
 
 // invariantHelp describes the invariants, for -h.
@@ -303,6 +304,11 @@ const invariantHelp = `  [recovered]        a retryable fault before content, se
                      included) was closed
   [hang]             a streamstatus call is not ended by streamcheck's own timeout when the bare SDK
                      finished the same call
+  [recorded failures] the streamstatus side's clients recorded, through their MeterProvider, one
+                     streamstatus.stream.failures per attempt a fault inside the stream (or a stall)
+                     ended, with its position (before_content, after_content) and documented code;
+                     none for an HTTP error answer (checked over all calls, unless a call hit
+                     streamcheck's own timeout)
   Expected outcomes are written out in the check from the README/DESIGN §2 Bedrock table, Anthropic's
   published error list, the AWS common errors, and the SDK retryer's HTTP rules; not read from classify.
 `
@@ -418,7 +424,88 @@ func violations(cfg checkConfig, bare, s *sideRun) []string {
 			bad(invModeled, "errors.As finds no %s in the failure: %v", name, o.err)
 		}
 	}
+	return append(out, recordedViolations(cfg, s)...)
+}
+
+// recordedViolations holds what the streamstatus side's clients recorded
+// through their MeterProvider (streamstatus.stream.failures) against the
+// failures the endpoint sent: one per attempt that a fault inside the
+// stream (or a stall) ended, with its position, and its code where the
+// documented tables name one (other codes, such as a connection fault's,
+// are counted together per position). An HTTP error answer has no stream
+// and records nothing. Not checked when streamcheck's own timeout ended a
+// call: what that call's attempts recorded is unknown.
+func recordedViolations(cfg checkConfig, s *sideRun) []string {
+	if s.recorded == nil {
+		return nil
+	}
+	want := map[string]int64{}
+	named := map[string]bool{} // codes the tables name
+	for i, o := range s.outcomes {
+		if o.toolTimeout {
+			return nil
+		}
+		n := i + 1
+		op := opOf(n)
+		p := cfg.spec.choose(cfg.seed, n)
+		for a := 1; a <= len(s.attempts[i]); a++ {
+			end, err := attemptOutcome(cfg, op, p.forAttempt(op, a))
+			if err != nil || end.fault == nil || end.fault.kind.http {
+				continue
+			}
+			code := "*"
+			if end.doc.code != "" && end.doc.source != srcUnknown {
+				code = end.doc.code
+				named[code] = true
+			}
+			want[code+" "+recordedPosition(end.beforeContent)]++
+		}
+	}
+	got := map[string]int64{}
+	for k, v := range s.recorded.snapshot() {
+		i := strings.LastIndexByte(k, ' ')
+		code, pos := k[:i], k[i+1:]
+		if !named[code] {
+			code = "*"
+		}
+		got[code+" "+pos] += v
+	}
+	keys := mergeKeys(want, got)
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		if want[k] != got[k] {
+			code, pos, _ := strings.Cut(k, " ")
+			if code == "*" {
+				code = "(codes the tables do not name)"
+			}
+			out = append(out, fmt.Sprintf("all calls: [%s] the clients' MeterProvider got %d streamstatus.stream.failures of %s %s; "+
+				"the faults the endpoint sent make %d", invRecorded, got[k], code, pos, want[k]))
+		}
+	}
 	return out
+}
+
+// recordedPosition is the streamstatus.position of a failure.
+func recordedPosition(beforeContent bool) string {
+	if beforeContent {
+		return "before_content"
+	}
+	return "after_content"
+}
+
+// mergeKeys returns the keys of a and b, each once.
+func mergeKeys(a, b map[string]int64) []string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // bareEnd says how the bare SDK's call ended.
