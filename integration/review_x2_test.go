@@ -1,0 +1,95 @@
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
+)
+
+// TestDefect_X2BudgetRetryerAloneLiftedByRetryMaxAttempts: Budget.NewStandard
+// says "Use it as aws.Config.Retryer", MaxAttempts "bounds the attempts of
+// one call", and the retryer's own comment says a cfg.RetryMaxAttempts
+// wrap cannot lift it. Set as cfg.Retryer (the README's config-wide recipe,
+// here with AppendMiddlewares as "every client made from cfg" shows it), a
+// non-streaming call gets no call state, and AWS_MAX_ATTEMPTS=5 silently
+// lifts the budget's 2 to 5 attempts.
+func TestDefect_X2BudgetRetryerAloneLiftedByRetryMaxAttempts(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Status: 503, ErrorType: "ServiceUnavailableException", ErrorMessage: "busy"})
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2 })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+	cfg.RetryMaxAttempts = 5 // AWS_MAX_ATTEMPTS=5
+	middleware.AppendMiddlewares(&cfg.APIOptions)
+	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg))
+	if srv.CallCount() > 2 {
+		t.Fatalf("Converse, cfg.Retryer = budget.NewStandard() (MaxAttempts 2), RetryMaxAttempts 5: %d attempts (err %v); want at most the budget's 2, or a loud error", srv.CallCount(), err)
+	}
+}
+
+// TestDefect_X2BudgetAttemptsErrorDependsOnRetryMaxAttempts: README: "When
+// the budget stops a call, the error is one line, a *backoff.ExhaustedError
+// that unwraps to the last attempt's error" (Reason "attempts" is one of its
+// documented reasons). The same budget running out of attempts on the same
+// stream is an *ExhaustedError only when cfg.RetryMaxAttempts is set above
+// MaxAttempts; without it the caller gets the SDK's *retry.MaxAttemptsError
+// and errors.As(err, &ex) fails.
+func TestDefect_X2BudgetAttemptsErrorDependsOnRetryMaxAttempts(t *testing.T) {
+	for _, retryMax := range []int{5, 0} {
+		srv := newServer(t)
+		srv.SetDefault(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}})
+		b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2 })
+		cfg := testConfig(srv, 0)
+		cfg.RetryMaxAttempts = retryMax
+		c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+		res := invokeStream.run(context.Background(), c)
+		var ex *backoff.ExhaustedError
+		if srv.CallCount() != 2 || !errors.As(res.callErr, &ex) || ex.Reason != "attempts" {
+			t.Errorf("RetryMaxAttempts=%d: %d attempts, err %T %v; want 2 attempts ending in *backoff.ExhaustedError (attempts)",
+				retryMax, srv.CallCount(), res.callErr, res.callErr)
+		}
+	}
+}
+
+// TestDefect_X2RetryStreamRefundsAfterSDKRetry: the SDK's quota semantics
+// (core v1.48, followed by the budget: "a first attempt that succeeds adds
+// 1"; a successful retry refunds only its own cost) give a call whose first
+// attempt was throttled and whose SDK retry succeeded a net change of 0.
+// RetryStream promises to share the budget with the SDK and refund "once"
+// for a first attempt that succeeds; when the SDK retried inside open, it
+// still adds SuccessRefund, so the shared bucket gains a token nobody gave
+// back on every such call (the same call without RetryStream: net 0).
+func TestDefect_X2RetryStreamRefundsAfterSDKRetry(t *testing.T) {
+	for _, viaRetryStream := range []bool{false, true} {
+		srv := newServer(t)
+		clean, _ := invokeStream.healthy(2, "ok")
+		srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Exception("throttlingException", "slow down")}}, fake.Response{Steps: clean})
+		bucket := backoff.NewTokenBucket(100)
+		if _, err := bucket.GetToken(context.Background(), 50); err != nil {
+			t.Fatal(err)
+		}
+		b := immediateBudget(func(b *backoff.Budget) { b.Bucket = bucket })
+		client := budgetClient(srv, b, "standard")
+		var err error
+		if viaRetryStream {
+			err = backoff.RetryStream(context.Background(), b, openInvoke(client), func(types.ResponseStream) error { return nil })
+		} else {
+			res := invokeStream.run(context.Background(), client)
+			err = errors.Join(res.callErr, res.streamErr)
+		}
+		if err != nil || srv.CallCount() != 2 {
+			t.Fatalf("RetryStream=%v: err %v, %d server calls; want a throttle retried by the SDK, then success", viaRetryStream, err, srv.CallCount())
+		}
+		if got := bucket.Available(); got != 50 {
+			t.Errorf("RetryStream=%v: bucket holds %d tokens after a throttled first attempt and a successful SDK retry; want 50 (the SDK's net 0)", viaRetryStream, got)
+		}
+	}
+}
