@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go/logging"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 )
 
 // TestDefect_X2NegativeBudgetDurationsSilentlyAccepted: NewBudget promises
@@ -30,5 +34,31 @@ func TestDefect_X2NegativeBudgetDurationsSilentlyAccepted(t *testing.T) {
 			d, _ := b.BackoffDelay(1, context.DeadlineExceeded)
 			t.Errorf("budget with a negative %s: first GetAttemptToken err = %v (retry delay %v); want an error naming %s", field, err, d, field)
 		}
+	}
+}
+
+// TestDefect_X2AvailableIgnoresOperationTimeoutOnPausedRedis: Available's doc
+// says the count is "read from Redis within the operation timeout", and
+// RedisOptions.OperationTimeout that the bound "holds whatever the client's
+// own timeouts and ContextTimeoutEnabled say". Available passes the
+// deadline only as a context, which a go-redis client with
+// ContextTimeoutEnabled false (its default) does not apply to socket reads:
+// on a paused Redis it blocks for the client's ReadTimeout (here 1s, to
+// keep the test short; with go-redis's defaults it took 5s), whereas
+// GetToken returns on time.
+func TestDefect_X2AvailableIgnoresOperationTimeoutOnPausedRedis(t *testing.T) {
+	srv := redistest.StartT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: time.Second, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	b := backoff.NewRedisBucket(rdb, testKey(t), 500, func(o *backoff.RedisOptions) { o.Logger = logging.Nop{} })
+	if _, err := b.Available(context.Background()); err != nil { // a pooled connection
+		t.Fatal(err)
+	}
+	pause(t, srv)
+	defer srv.Resume()
+	start := time.Now()
+	_, err := b.Available(context.Background())
+	if took := time.Since(start); took > 5*backoff.DefaultRedisTimeout {
+		t.Fatalf("Available on a paused Redis returned after %v (err %v); want within about the %v operation timeout", took.Round(time.Millisecond), err, backoff.DefaultRedisTimeout)
 	}
 }
