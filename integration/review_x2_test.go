@@ -3,7 +3,9 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -91,5 +93,35 @@ func TestDefect_X2RetryStreamRefundsAfterSDKRetry(t *testing.T) {
 		if got := bucket.Available(); got != 50 {
 			t.Errorf("RetryStream=%v: bucket holds %d tokens after a throttled first attempt and a successful SDK retry; want 50 (the SDK's net 0)", viaRetryStream, got)
 		}
+	}
+}
+
+// TestDefect_X2RetryStreamReplayBlamedOnRetryerWrapper: RetryStream approves
+// a retry on the budget's elapsed time, then (as documented) calls Reset,
+// takes a token and waits its delay. Time spent in Reset is not accounted:
+// the next open's first SDK attempt finds the approval's deadline passed
+// and fails with "the client waited longer than the budget's delay (a
+// retryer wrapper such as retry.AddWithMaxBackoffDelay replaces it: use
+// budget.NewStandard() unwrapped)" although the client's retryer is exactly
+// budget.NewStandard(): the error names a cause that is not there, after
+// the caller already reset its output and the bucket paid for the retry.
+func TestDefect_X2RetryStreamReplayBlamedOnRetryerWrapper(t *testing.T) {
+	srv := newServer(t)
+	content, _ := invokeStream.content(2, "partial")
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv.Enqueue(fake.Response{Steps: steps(content, []fake.Step{fake.Exception("serviceUnavailableException", "busy")})}, fake.Response{Steps: clean})
+	b := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxElapsed = 600 * time.Millisecond
+		b.Transient = backoff.Shape{Initial: 300 * time.Millisecond, Max: 300 * time.Millisecond, Multiplier: 1}
+	})
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return b.NewStandard() } // unwrapped
+	client := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+	err := backoff.RetryStream(context.Background(), b, openInvoke(client), func(types.ResponseStream) error { return nil },
+		func(o *backoff.StreamOptions) {
+			o.Reset = func(int, error) error { time.Sleep(400 * time.Millisecond); return nil } // e.g. tell the UI
+		})
+	if err != nil && strings.Contains(err.Error(), "AddWithMaxBackoffDelay") {
+		t.Fatalf("client retryer is budget.NewStandard() unwrapped, %d server calls; yet the error blames a retryer wrapper: %v", srv.CallCount(), err)
 	}
 }
