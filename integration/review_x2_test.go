@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
@@ -123,5 +125,36 @@ func TestDefect_X2RetryStreamReplayBlamedOnRetryerWrapper(t *testing.T) {
 		})
 	if err != nil && strings.Contains(err.Error(), "AddWithMaxBackoffDelay") {
 		t.Fatalf("client retryer is budget.NewStandard() unwrapped, %d server calls; yet the error blames a retryer wrapper: %v", srv.CallCount(), err)
+	}
+}
+
+// TestDefect_X2ConfigWideDelayWrapperSilentlyReplacesBudgetBackoff: README:
+// "a wrapper that replaces its delays (retry.AddWithMaxBackoffDelay) is not
+// the budget's retryer", and "WithBudget on a client whose retryer is not
+// built from the budget fails the call before it is sent, saying how to fix
+// it". Config-wide (cfg.Retryer + AppendMiddlewares(WithBudget)), with no
+// MaxElapsed, such a wrapper passes the check: the calls are sent and
+// retried 1ms apart, the budget's 400ms backoff silently gone.
+func TestDefect_X2ConfigWideDelayWrapperSilentlyReplacesBudgetBackoff(t *testing.T) {
+	srv := newServer(t)
+	var mu sync.Mutex
+	var at []time.Time
+	srv.SetScript(func(fake.Call) fake.Response {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}}
+	})
+	shape := backoff.Shape{Initial: 400 * time.Millisecond, Max: 400 * time.Millisecond, Multiplier: 1}
+	b := backoff.NewBudget(func(b *backoff.Budget) { b.MaxAttempts = 2; b.Transient = shape })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(b.NewStandard(), time.Millisecond) }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
+	res := invokeStream.run(context.Background(), bedrockruntime.NewFromConfig(cfg))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) == 2 && at[1].Sub(at[0]) < 300*time.Millisecond {
+		t.Fatalf("budget backoff 400ms, retryer AddWithMaxBackoffDelay(budget.NewStandard(), 1ms) config-wide: attempts %v apart, err %v; want the call refused before it is sent (naming budget.NewStandard) or the budget's backoff",
+			at[1].Sub(at[0]).Round(time.Millisecond), res.callErr)
 	}
 }
