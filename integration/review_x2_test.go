@@ -158,3 +158,43 @@ func TestDefect_X2ConfigWideDelayWrapperSilentlyReplacesBudgetBackoff(t *testing
 			at[1].Sub(at[0]).Round(time.Millisecond), res.callErr)
 	}
 }
+
+// TestDefect_X2BudgetLiteralPanicsOnFirstCall: Budget is an exported struct
+// with exported fields, and "&backoff.Budget{MaxAttempts: 2}" compiles.
+// Given to WithBedrock(WithBudget), its first call panics with a nil
+// pointer dereference in the caller's goroutine (Budget.Now is nil,
+// budget.go (*call).begin), instead of failing with an error that names the
+// fix (backoff.NewBudget), as RetryStream does for a nil budget.
+func TestDefect_X2BudgetLiteralPanicsOnFirstCall(t *testing.T) {
+	srv := newServer(t)
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv.SetDefault(fake.Response{Steps: clean})
+	b := &backoff.Budget{MaxAttempts: 2}
+	c := bedrockruntime.NewFromConfig(testConfig(srv, 0), middleware.WithBedrock(middleware.WithBudget(b)))
+	var res result
+	panicked := func() (p any) {
+		defer func() { p = recover() }()
+		res = invokeStream.run(context.Background(), c)
+		return nil
+	}()
+	if panicked != nil || res.callErr == nil || !strings.Contains(res.callErr.Error(), "NewBudget") {
+		t.Fatalf("WithBudget(&backoff.Budget{MaxAttempts: 2}): panic %v, err %v; want an error naming backoff.NewBudget", panicked, res.callErr)
+	}
+}
+
+// TestDefect_X2WithBudgetNilSilentlyIgnored: WithBudget(nil) (a budget
+// variable not yet built, say) installs no budget and says nothing: the
+// client keeps its own retryer and every limit the caller meant to set is
+// off. RetryStream refuses a nil budget ("RetryStream needs a budget; build
+// one with backoff.NewBudget"); the middleware option should fail as loudly.
+func TestDefect_X2WithBudgetNilSilentlyIgnored(t *testing.T) {
+	srv := newServer(t)
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv.SetDefault(fake.Response{Steps: clean})
+	var budget *backoff.Budget // not built yet
+	c := bedrockruntime.NewFromConfig(testConfig(srv, 0), middleware.WithBedrock(middleware.WithBudget(budget)))
+	res := invokeStream.run(context.Background(), c)
+	if res.callErr == nil {
+		t.Fatalf("WithBudget(nil): the call went through (%d server calls) with no budget and no error; want an error naming WithBudget", srv.CallCount())
+	}
+}
