@@ -62,3 +62,65 @@ func TestDefect_X2AvailableIgnoresOperationTimeoutOnPausedRedis(t *testing.T) {
 		t.Fatalf("Available on a paused Redis returned after %v (err %v); want within about the %v operation timeout", took.Round(time.Millisecond), err, backoff.DefaultRedisTimeout)
 	}
 }
+
+// TestDefect_X2RetryStreamRefundsFallbackTakeToRedis: RedisBucket promises
+// "tokens go back where they came from ... the release of a take that the
+// fallback served refunds the fallback" and "the shared bucket never gains
+// tokens nobody gave back". RetryStream drops the release GetToken returns
+// and gives a successful retry's tokens back with Bucket.AddTokens, which a
+// RedisBucket adds to Redis. A retry whose token the fallback served
+// (Redis paused at that moment) thus adds its cost to the fleet's shared
+// bucket: another process's 100 tokens out, Redis should hold 400 once
+// this call is done; it holds 414.
+func TestDefect_X2RetryStreamRefundsFallbackTakeToRedis(t *testing.T) {
+	srv := redistest.StartT(t)
+	quiet := func(o *backoff.RedisOptions) { o.Logger = logging.Nop{} }
+	other := backoff.NewRedisBucket(newRedis(t, srv), testKey(t), 500, quiet) // another process
+	if _, err := other.GetToken(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	ours := backoff.NewRedisBucket(newRedis(t, srv), testKey(t), 500, quiet, func(o *backoff.RedisOptions) {
+		o.OperationTimeout = 30 * time.Millisecond
+		o.ProbeInterval = 20 * time.Millisecond
+	})
+	defer backoff.WaitLate(ours)
+	if n := available(t, ours); n != 400 {
+		t.Fatalf("%d tokens in Redis, want 400", n)
+	}
+	b := backoff.NewBudget(func(b *backoff.Budget) {
+		b.Bucket = ours
+		b.Transient, b.Throttle = backoff.Immediate, backoff.Immediate
+	})
+	open, _ := script(attempt{err: exception("internalServerException", `{}`, 0)}, attempt{events: []string{"a"}})
+	pause(t, srv)
+	resumed := false
+	err := backoff.RetryStream(context.Background(), b, open, func(string) error { return nil }, func(o *backoff.StreamOptions) {
+		o.After = func(time.Duration) <-chan time.Time {
+			if !ours.Shared() { // the retry's token came from the fallback
+				resumed = true
+				if err := srv.Resume(); err != nil {
+					t.Error(err)
+				}
+				time.Sleep(100 * time.Millisecond) // Redis answers again; the late take is settled
+			}
+			c := make(chan time.Time, 1)
+			c <- time.Time{}
+			return c
+		}
+	})
+	if !resumed {
+		srv.Resume()
+		t.Fatal("the retry's token did not come from the fallback; the test proved nothing")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	backoff.WaitLate(ours)
+	if rel, err := ours.GetToken(context.Background(), 0); err == nil { // settle anything still owed
+		rel()
+	}
+	backoff.WaitLate(ours)
+	if n := available(t, other); n != 400 || !ours.Shared() {
+		t.Fatalf("Redis holds %d tokens (shared %v) after a retry whose token the fallback served; want 400: the other process's 100 are still out", n, ours.Shared())
+	}
+}
