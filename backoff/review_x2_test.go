@@ -124,3 +124,17 @@ func TestDefect_X2RetryStreamRefundsFallbackTakeToRedis(t *testing.T) {
 		t.Fatalf("Redis holds %d tokens (shared %v) after a retry whose token the fallback served; want 400: the other process's 100 are still out", n, ours.Shared())
 	}
 }
+
+// TestDefect_X2ShapeWithoutMaxContradictsItsDoc: Shape is exported with
+// Delay and MaxDelay. Its doc: "Max caps every delay before jitter; a Max
+// below Initial is Initial", and "MaxDelay returns the longest delay
+// Delay(n) can return". For Shape{Initial: 1s, Multiplier: 2} (no Max, so
+// Max is Initial, 1s): Delay(2) is 0 instead of 1s, and MaxDelay(1) is 1ns
+// while Delay(1) is 1s. The defaulting that makes this right lives in
+// NewBudget (Shape.or) only; the exported methods skip it.
+func TestDefect_X2ShapeWithoutMaxContradictsItsDoc(t *testing.T) {
+	s := backoff.Shape{Initial: time.Second, Multiplier: 2}
+	if d1, d2, m1 := s.Delay(1), s.Delay(2), s.MaxDelay(1); d2 != time.Second || d1 > m1 {
+		t.Fatalf("Shape{Initial: 1s, Multiplier: 2}: Delay(1) = %v, Delay(2) = %v, MaxDelay(1) = %v; want 1s, 1s (Max below Initial is Initial) and MaxDelay(1) >= Delay(1)", d1, d2, m1)
+	}
+}
