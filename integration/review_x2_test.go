@@ -33,7 +33,11 @@ func TestDefect_X2BudgetRetryerAloneLiftedByRetryMaxAttempts(t *testing.T) {
 	cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
 	cfg.RetryMaxAttempts = 5 // AWS_MAX_ATTEMPTS=5
 	middleware.AppendMiddlewares(&cfg.APIOptions)
-	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg))
+	_, err := bedrockruntime.NewFromConfig(cfg).Converse(context.Background(), &bedrockruntime.ConverseInput{
+		ModelId: aws.String("anthropic.claude-test"),
+		Messages: []types.Message{{Role: types.ConversationRoleUser,
+			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}},
+	})
 	if srv.CallCount() > 2 {
 		t.Fatalf("Converse, cfg.Retryer = budget.NewStandard() (MaxAttempts 2), RetryMaxAttempts 5: %d attempts (err %v); want at most the budget's 2, or a loud error", srv.CallCount(), err)
 	}
