@@ -32,7 +32,11 @@ const (
 
 // Budget says how much retrying calls may do. Create one with NewBudget and
 // share it: every retryer and RetryStream built from one Budget draws on its
-// one Bucket. A Budget must not be changed after NewBudget returns it.
+// one Bucket. A Budget must not be changed after NewBudget returns it. A
+// Budget that NewBudget did not build (a struct literal such as
+// &backoff.Budget{MaxAttempts: 2}) has none of its defaults: its
+// retryers, RetryStream and middleware.WithBudget fail their first call
+// with an error naming NewBudget (see Validate).
 type Budget struct {
 	// MaxAttempts bounds the attempts of one call, the first included.
 	MaxAttempts int
@@ -64,6 +68,8 @@ type Budget struct {
 
 	// invalid is why the budget cannot be used (see NewBudget), or nil.
 	invalid error
+	// built is true for a budget NewBudget returned.
+	built bool
 }
 
 // Bucket is a retry quota: the methods of the SDK's retry.RateLimiter, so
@@ -107,7 +113,28 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 		b.Now = time.Now
 	}
 	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
+	b.built = true
 	return b
+}
+
+// errNotBuilt is Validate's error for a Budget that NewBudget did not build.
+var errNotBuilt = errors.New("streamstatus: the backoff.Budget was not built by backoff.NewBudget " +
+	"(a struct literal has no clock, bucket or costs); build it with backoff.NewBudget(func(b *backoff.Budget) { ... })")
+
+// Validate returns why the budget cannot be used, or nil: it is nil, it
+// was not built by NewBudget (a struct literal has none of NewBudget's
+// defaults), or a field is invalid (a shape's Jitter outside [0, 1]).
+// Every retryer and RetryStream built from such a budget, and
+// middleware.WithBudget given it, fail their first call with this error;
+// call Validate to fail earlier.
+func (b *Budget) Validate() error {
+	switch {
+	case b == nil:
+		return errors.New("streamstatus: the budget is nil; build one with backoff.NewBudget")
+	case !b.built:
+		return errNotBuilt
+	}
+	return b.invalid
 }
 
 func (b *Budget) shape(err error) Shape {
@@ -127,8 +154,8 @@ func (b *Budget) cost(err error) uint {
 // BackoffDelay implements retry.BackoffDelayer: the delay before the retry
 // that follows attempt number attempt, from the throttle or transient shape.
 func (b *Budget) BackoffDelay(attempt int, err error) (time.Duration, error) {
-	if b.invalid != nil {
-		return 0, b.invalid
+	if verr := b.Validate(); verr != nil {
+		return 0, verr
 	}
 	return b.shape(err).Delay(attempt), nil
 }
@@ -139,7 +166,9 @@ func (b *Budget) BackoffDelay(attempt int, err error) (time.Duration, error) {
 func (b *Budget) StandardOptions(o *retry.StandardOptions) {
 	o.MaxAttempts = b.MaxAttempts
 	o.Backoff = b
-	o.RateLimiter = b.Bucket
+	if b.Bucket != nil { // nil only in a budget NewBudget did not build, which BackoffDelay refuses
+		o.RateLimiter = b.Bucket
+	}
 	o.RetryCost = b.RetryCost
 	o.ThrottlingRetryCost = b.ThrottleRetryCost
 	o.NoRetryIncrement = b.SuccessRefund
@@ -240,8 +269,8 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 		p.budget = b
 		return nil, p
 	}
-	if b.invalid != nil {
-		return nil, b.invalid
+	if err := b.Validate(); err != nil {
+		return nil, err
 	}
 	c := callFrom(ctx)
 	if c == nil {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -69,6 +70,10 @@ type Options struct {
 	// (none) or the read-ahead limit to 0 (the default) over an earlier
 	// one's.
 	firstEventSet, idleSet, readAheadSet bool
+
+	// budgetSet records that WithBudget was used, so that WithBudget(nil)
+	// fails instead of silently installing no budget.
+	budgetSet bool
 }
 
 // Option changes Options.
@@ -125,8 +130,12 @@ func WithReadAheadLimit(n int) Option {
 // or AWS_MAX_ATTEMPTS above the budget's MaxAttempts does not lift it.
 // Without a budget, operations without a response event stream are left
 // untouched.
+//
+// A nil budget, or one backoff.NewBudget did not build (a struct literal),
+// fails every call with an error naming the fix (see
+// backoff.Budget.Validate).
 func WithBudget(budget *backoff.Budget) Option {
-	return func(o *Options) { o.Budget = budget }
+	return func(o *Options) { o.Budget, o.budgetSet = budget, true }
 }
 
 // WithFirstEventTimeout fails an attempt whose stream carries no content
@@ -234,6 +243,10 @@ func resolveOptions(o Options) *resolved {
 		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
 	case o.ReadAheadLimit < 0:
 		r.err = fmt.Errorf("streamstatus: WithReadAheadLimit(%d): the limit must be positive, or 0 for the default", o.ReadAheadLimit)
+	case o.budgetSet && o.Budget == nil:
+		r.err = errors.New("streamstatus: WithBudget(nil): the budget is nil; build it with backoff.NewBudget before passing it")
+	case o.Budget != nil:
+		r.err = o.Budget.Validate() // names backoff.NewBudget or the field to fix
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
 	r.finalize = &finalizeMiddleware{opts: r}
