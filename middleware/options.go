@@ -126,8 +126,13 @@ func WithReadAheadLimit(n int) Option {
 // start and attempts) and the retryer check on every operation, and the
 // event-stream middlewares on streaming ones only. A call whose
 // retryer is not built from the budget fails before it is sent, with an
-// error saying so: a budget is never silently off. A cfg.RetryMaxAttempts
-// or AWS_MAX_ATTEMPTS above the budget's MaxAttempts does not lift it.
+// error saying so: a budget is never silently off. A retryer wrapper that
+// replaces the budget's delays (retry.AddWithMaxBackoffDelay around
+// budget.NewStandard()) passes that check, since no middleware can see a
+// client's retryer: its first retry is refused instead, naming the fix
+// (WithBedrock replaces such a retryer with budget.NewStandard()). A
+// cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above the budget's MaxAttempts
+// does not lift it.
 // Without a budget, operations without a response event stream are left
 // untouched.
 //
