@@ -330,16 +330,15 @@ func (r *retryer) track(t *retryToken) {
 	r.tokens = append(r.tokens, t)
 }
 
-// untrack removes and returns the token taken for a retry after err, or
-// the token t (when err is nil); nil if none is tracked.
+// untrack removes and returns the token taken for a retry after err (or
+// after an error err wraps: a wrapper may wrap it), or the token t (when
+// err is nil); nil if none is tracked.
 func (r *retryer) untrack(err error, t *retryToken) *retryToken {
-	if err != nil && reflect.ValueOf(err).Kind() != reflect.Pointer {
-		return nil
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.tokens) - 1; i >= 0; i-- {
-		if tt := r.tokens[i]; tt == t || (err != nil && tt.err == err) {
+		// errors.Is compares with ==, safe here: every tracked err is a pointer.
+		if tt := r.tokens[i]; tt == t || (err != nil && errors.Is(err, tt.err)) {
 			r.tokens = slices.Delete(r.tokens, i, i+1)
 			return tt
 		}

@@ -3,8 +3,10 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -84,6 +86,7 @@ func TestBudgetRefusesARetryWhoseDelayTheClientReplaced(t *testing.T) {
 		}, true},
 		{"AddWithMaxAttempts", func(b *backoff.Budget) aws.Retryer { return retry.AddWithMaxAttempts(b.NewStandard(), 9) }, false},
 		{"AddWithErrorCodes(adaptive)", func(b *backoff.Budget) aws.Retryer { return retry.AddWithErrorCodes(b.NewAdaptive(), "Busy") }, false},
+		{"asks the budget with a wrapped error", func(b *backoff.Budget) aws.Retryer { return wrapsDelayErr{b.NewStandard()} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := busyServer(t)
@@ -107,4 +110,12 @@ func TestBudgetRefusesARetryWhoseDelayTheClientReplaced(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wrapsDelayErr asks the budget's retryer for the delay, with the error
+// wrapped: the delay is still the budget's.
+type wrapsDelayErr struct{ aws.RetryerV2 }
+
+func (w wrapsDelayErr) RetryDelay(attempt int, err error) (time.Duration, error) {
+	return w.RetryerV2.RetryDelay(attempt, fmt.Errorf("wrapped: %w", err))
 }
