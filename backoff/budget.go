@@ -337,13 +337,37 @@ func (r *retryer) untrack(err error, t *retryToken) *retryToken {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.tokens) - 1; i >= 0; i-- {
-		// errors.Is compares with ==, safe here: every tracked err is a pointer.
-		if tt := r.tokens[i]; tt == t || (err != nil && errors.Is(err, tt.err)) {
+		if tt := r.tokens[i]; tt == t || (err != nil && holds(err, tt.err)) {
 			r.tokens = slices.Delete(r.tokens, i, i+1)
 			return tt
 		}
 	}
 	return nil
+}
+
+// holds reports whether target is err or in err's Unwrap chain, by
+// identity only (errors.Is would also ask Is methods, which may match
+// another call's error). target is a pointer, so == never panics.
+func holds(err, target error) bool {
+	for err != nil {
+		if err == target {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if holds(e, target) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Budget returns the budget the retryer enforces.

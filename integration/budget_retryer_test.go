@@ -119,3 +119,36 @@ type wrapsDelayErr struct{ aws.RetryerV2 }
 func (w wrapsDelayErr) RetryDelay(attempt int, err error) (time.Duration, error) {
 	return w.RetryerV2.RetryDelay(attempt, fmt.Errorf("wrapped: %w", err))
 }
+
+// TestBudgetRetriesOfConcurrentCallsKeepTheirOwnDelays: one client's
+// retryer serves every call at once; each SDK retry is matched with the
+// budget's RetryDelay for its own attempt's error, so concurrent retries
+// are never taken for retries whose delay the client replaced.
+func TestBudgetRetriesOfConcurrentCallsKeepTheirOwnDelays(t *testing.T) {
+	srv := newServer(t)
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv.SetScript(func(c fake.Call) fake.Response {
+		if strings.Contains(c.Header.Get("Amz-Sdk-Request"), "attempt=1;") {
+			return fake.Response{Steps: []fake.Step{fake.Exception("serviceUnavailableException", "busy")}}
+		}
+		return fake.Response{Steps: clean}
+	})
+	b := immediateBudget(func(b *backoff.Budget) { b.Bucket = backoff.NewTokenBucket(1 << 20) })
+	c := budgetClient(srv, b, "standard")
+	const calls = 64
+	errs := make(chan error, calls)
+	for range calls {
+		go func() {
+			res := invokeStream.run(context.Background(), c)
+			errs <- errors.Join(res.callErr, res.streamErr)
+		}()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if srv.CallCount() != 2*calls {
+		t.Errorf("%d server calls, want %d (each call retried once)", srv.CallCount(), 2*calls)
+	}
+}
