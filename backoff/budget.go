@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,9 +34,16 @@ const (
 
 // Budget says how much retrying calls may do. Create one with NewBudget and
 // share it: every retryer and RetryStream built from one Budget draws on its
-// one Bucket. A Budget must not be changed after NewBudget returns it.
+// one Bucket. A Budget must not be changed after NewBudget returns it. A
+// Budget that NewBudget did not build (a struct literal such as
+// &backoff.Budget{MaxAttempts: 2}) has none of its defaults: its
+// retryers, RetryStream and middleware.WithBudget fail their first call
+// with an error naming NewBudget (see Validate).
 type Budget struct {
-	// MaxAttempts bounds the attempts of one call, the first included.
+	// MaxAttempts bounds the attempts of one call, the first included,
+	// whatever a retry.AddWithMaxAttempts around the budget's retryer
+	// (cfg.RetryMaxAttempts, AWS_MAX_ATTEMPTS) says, with or without the
+	// streamstatus middlewares on the operation.
 	MaxAttempts int
 	// MaxElapsed bounds the time from a call's start after which no retry
 	// may begin: a retry whose longest possible delay (the shape's, or a
@@ -64,6 +73,8 @@ type Budget struct {
 
 	// invalid is why the budget cannot be used (see NewBudget), or nil.
 	invalid error
+	// built is true for a budget NewBudget returned.
+	built bool
 }
 
 // Bucket is a retry quota: the methods of the SDK's retry.RateLimiter, so
@@ -107,7 +118,28 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 		b.Now = time.Now
 	}
 	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
+	b.built = true
 	return b
+}
+
+// errNotBuilt is Validate's error for a Budget that NewBudget did not build.
+var errNotBuilt = errors.New("streamstatus: the backoff.Budget was not built by backoff.NewBudget " +
+	"(a struct literal has no clock, bucket or costs); build it with backoff.NewBudget(func(b *backoff.Budget) { ... })")
+
+// Validate returns why the budget cannot be used, or nil: it is nil, it
+// was not built by NewBudget (a struct literal has none of NewBudget's
+// defaults), or a field is invalid (a shape's Jitter outside [0, 1]).
+// Every retryer and RetryStream built from such a budget, and
+// middleware.WithBudget given it, fail their first call with this error;
+// call Validate to fail earlier.
+func (b *Budget) Validate() error {
+	switch {
+	case b == nil:
+		return errors.New("streamstatus: the budget is nil; build one with backoff.NewBudget")
+	case !b.built:
+		return errNotBuilt
+	}
+	return b.invalid
 }
 
 func (b *Budget) shape(err error) Shape {
@@ -127,8 +159,8 @@ func (b *Budget) cost(err error) uint {
 // BackoffDelay implements retry.BackoffDelayer: the delay before the retry
 // that follows attempt number attempt, from the throttle or transient shape.
 func (b *Budget) BackoffDelay(attempt int, err error) (time.Duration, error) {
-	if b.invalid != nil {
-		return 0, b.invalid
+	if verr := b.Validate(); verr != nil {
+		return 0, verr
 	}
 	return b.shape(err).Delay(attempt), nil
 }
@@ -139,7 +171,9 @@ func (b *Budget) BackoffDelay(attempt int, err error) (time.Duration, error) {
 func (b *Budget) StandardOptions(o *retry.StandardOptions) {
 	o.MaxAttempts = b.MaxAttempts
 	o.Backoff = b
-	o.RateLimiter = b.Bucket
+	if b.Bucket != nil { // nil only in a budget NewBudget did not build, which BackoffDelay refuses
+		o.RateLimiter = b.Bucket
+	}
 	o.RetryCost = b.RetryCost
 	o.ThrottlingRetryCost = b.ThrottleRetryCost
 	o.NoRetryIncrement = b.SuccessRefund
@@ -160,6 +194,12 @@ func (b *Budget) AdaptiveOptions(o *retry.AdaptiveModeOptions) {
 // Use it as aws.Config.Retryer:
 //
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
+//
+// Wrap it only with wrappers that leave RetryDelay to it
+// (retry.AddWithMaxAttempts, retry.AddWithErrorCodes): on an operation
+// with the streamstatus middlewares, a retry whose wait the client's
+// retryer computed itself (retry.AddWithMaxBackoffDelay) is refused,
+// naming the fix. Cap delays with the budget's shapes (Shape.Max) instead.
 func (b *Budget) NewStandard(optFns ...func(*retry.StandardOptions)) aws.RetryerV2 {
 	return &retryer{RetryerV2: retry.NewStandard(append([]func(*retry.StandardOptions){b.StandardOptions}, optFns...)...), budget: b}
 }
@@ -172,8 +212,17 @@ func (b *Budget) NewAdaptive(optFns ...func(*retry.AdaptiveModeOptions)) aws.Ret
 
 // ExhaustedError reports that a retry budget stopped a call. Its message is
 // one line; it unwraps to the last attempt's error (so errors.As finds the
-// *smithyext.StatusError and the modeled exception) and, when the retry
-// quota stopped the call, to the *QuotaExceededError.
+// *smithyext.StatusError and the modeled exception) and to Cause: the
+// *QuotaExceededError when the retry quota stopped the call, a
+// *retry.MaxAttemptsError when its attempts ran out (as the SDK reports its
+// own limit, so code written for the bare SDK still finds it).
+//
+// On an operation with the streamstatus middlewares (or CallStart), a call
+// its budget stops always ends with an *ExhaustedError, whether the
+// budget's retryer or the SDK's retry loop, counting the same MaxAttempts,
+// stopped it first. The budget's retryer alone (no middlewares on the
+// operation) still holds MaxAttempts, but when nothing lifts the SDK's own
+// count the SDK stops the call first, with its *retry.MaxAttemptsError.
 type ExhaustedError struct {
 	// Reason is "attempts", "elapsed time" or "retry quota".
 	Reason string
@@ -182,7 +231,8 @@ type ExhaustedError struct {
 	// Err is the error of the last attempt.
 	Err error
 	// Cause is what in the budget refused the next retry: a
-	// *QuotaExceededError for the retry quota; nil otherwise.
+	// *QuotaExceededError for the retry quota, a *retry.MaxAttemptsError
+	// for the attempts; nil for the elapsed time.
 	Cause error
 
 	detail string // e.g. "25s elapsed + up to 1.5s delay > 30s"
@@ -225,10 +275,99 @@ func oneLine(err error) string {
 // call, to an SDK retryer. The SDK may wrap it (cfg.RetryMaxAttempts, that
 // is AWS_MAX_ATTEMPTS, wraps it with retry.AddWithMaxAttempts and a larger
 // MaxAttempts): the budget's limits still hold, because they are checked
-// here, against the call's own count.
+// here, against the call's own count (GetRetryToken), or, on an operation
+// without call state (no streamstatus middlewares), against the attempt
+// number the SDK's retry loop gives RetryDelay.
 type retryer struct {
 	aws.RetryerV2
 	budget *Budget
+
+	// tokens are the retry tokens GetRetryToken took whose RetryDelay has
+	// not come yet. The SDK's retry loop asks RetryDelay right after
+	// GetRetryToken, with the same error and no context: the error finds
+	// the token (a retryer serves every call of a client at once).
+	mu     sync.Mutex
+	tokens []*retryToken
+}
+
+// maxTracked bounds retryer.tokens. A token stays tracked only when the
+// client's retryer answers RetryDelay itself (a wrapper such as
+// retry.AddWithMaxBackoffDelay) on an operation without call state.
+const maxTracked = 256
+
+// retryToken is a retry token a budget's retryer took from its inner
+// retryer, for the retry after the attempt that failed with err.
+type retryToken struct {
+	err      error
+	release  func(error) error
+	delayed  atomic.Bool // the budget's RetryDelay computed the wait before the retry
+	refunded atomic.Bool
+}
+
+// refund gives the token back (once) when the budget refuses the retry it
+// was taken for: the SDK's retry loop drops the release of a retry that
+// is not made. t may be nil.
+func (t *retryToken) refund() {
+	if t != nil && t.release != nil && t.refunded.CompareAndSwap(false, true) {
+		_ = t.release(nil)
+	}
+}
+
+// track records t for RetryDelay. An error that is not a pointer cannot be
+// matched safely (== panics on some values): its token counts as delayed
+// by the budget, since nothing can tell.
+func (r *retryer) track(t *retryToken) {
+	if v := reflect.ValueOf(t.err); v.Kind() != reflect.Pointer {
+		t.delayed.Store(true)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tokens) >= maxTracked {
+		r.tokens[0].delayed.Store(true) // forgotten: given the benefit of the doubt
+		r.tokens = slices.Delete(r.tokens, 0, 1)
+	}
+	r.tokens = append(r.tokens, t)
+}
+
+// untrack removes and returns the token taken for a retry after err (or
+// after an error err wraps: a wrapper may wrap it), or the token t (when
+// err is nil); nil if none is tracked.
+func (r *retryer) untrack(err error, t *retryToken) *retryToken {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.tokens) - 1; i >= 0; i-- {
+		if tt := r.tokens[i]; tt == t || (err != nil && holds(err, tt.err)) {
+			r.tokens = slices.Delete(r.tokens, i, i+1)
+			return tt
+		}
+	}
+	return nil
+}
+
+// holds reports whether target is err or in err's Unwrap chain, by
+// identity only (errors.Is would also ask Is methods, which may match
+// another call's error). target is a pointer, so == never panics.
+func holds(err, target error) bool {
+	for err != nil {
+		if err == target {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if holds(e, target) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Budget returns the budget the retryer enforces.
@@ -240,8 +379,8 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 		p.budget = b
 		return nil, p
 	}
-	if b.invalid != nil {
-		return nil, b.invalid
+	if err := b.Validate(); err != nil {
+		return nil, err
 	}
 	c := callFrom(ctx)
 	if c == nil {
@@ -250,17 +389,28 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	c.begin(b)
 	c.retryer.Store(b)
 	pending := c.retry.Swap(nil)
-	if pending == nil {
-		c.attempts.Add(1)
-		return r.RetryerV2.GetAttemptToken(ctx)
+	token := c.token.Swap(nil) // the SDK's retry token for this attempt, if it is an SDK retry
+	if token != nil {
+		r.untrack(nil, token)
 	}
 	// A retry the budget approved must begin by the call's deadline. A
 	// client that waited past it used another delay than the budget's.
-	if !time.Now().Before(pending.deadline) {
+	if pending != nil && !time.Now().Before(pending.deadline) {
+		token.refund()
 		attempts := int(c.attempts.Load())
 		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err,
 			detail: fmt.Sprintf("attempt %d would begin past %v; the client waited longer than the budget's delay "+
 				"(a retryer wrapper such as retry.AddWithMaxBackoffDelay replaces it: use budget.NewStandard() unwrapped)", attempts+1, b.MaxElapsed)}
+	}
+	// The wait before an SDK retry must be the budget's: a client whose
+	// retryer answered RetryDelay itself waited another delay.
+	if token != nil && !token.delayed.Load() {
+		token.refund()
+		return nil, &delayReplacedError{attempt: int(c.attempts.Load()) + 1, err: token.err}
+	}
+	if pending == nil {
+		c.attempts.Add(1)
+		return r.RetryerV2.GetAttemptToken(ctx)
 	}
 	// The inner retryer may still wait here (the adaptive mode's
 	// client-side rate limiter sleeps until it has a token): bound that
@@ -269,6 +419,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	release, err := r.RetryerV2.GetAttemptToken(wctx)
 	cancel()
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		token.refund()
 		attempts := int(c.attempts.Load())
 		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err,
 			detail: fmt.Sprintf("the retryer's wait for attempt %d reached %v", attempts+1, b.MaxElapsed)}
@@ -292,23 +443,68 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 		}
 	}
 	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
-	if err != nil && c != nil {
+	if err != nil {
 		var qe *QuotaExceededError
-		if errors.As(err, &qe) {
+		if c != nil && errors.As(err, &qe) {
 			return nil, &ExhaustedError{Reason: "retry quota", Attempts: int(c.attempts.Load()), Err: opErr, Cause: qe}
 		}
+		return release, err
 	}
-	return release, err
+	t := &retryToken{err: opErr, release: release}
+	r.track(t)
+	if c != nil {
+		c.token.Store(t)
+	}
+	return release, nil
 }
 
-// RetryDelay is the inner retryer's, that is the budget's, delay.
+// RetryDelay is the inner retryer's, that is the budget's, delay. The SDK
+// gives it the number of the attempt that failed: past the budget's
+// MaxAttempts (an operation without call state, under a
+// retry.AddWithMaxAttempts that lifts the limit), it refuses the retry and
+// gives back the token GetRetryToken took for it.
 func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 	if p, ok := err.(*probe); ok {
 		p.budget = r.budget
 		return 0, p
 	}
+	t := r.untrack(err, nil)
+	if t != nil {
+		t.delayed.Store(true)
+	}
+	if b := r.budget; attempt >= b.MaxAttempts {
+		t.refund()
+		return 0, attemptsExhausted(attempt, b.MaxAttempts, err)
+	}
 	return r.RetryerV2.RetryDelay(attempt, err)
 }
+
+// attemptsExhausted is the error of a call the budget's MaxAttempts
+// stopped after attempts attempts, the last failing with err. It unwraps to
+// the *retry.MaxAttemptsError the SDK's own limit reports, so code written
+// for the SDK's errors finds it.
+func attemptsExhausted(attempts, maxAttempts int, err error) *ExhaustedError {
+	return &ExhaustedError{Reason: "attempts", Attempts: attempts, Err: err,
+		Cause:  &retry.MaxAttemptsError{Attempt: attempts, Err: err},
+		detail: fmt.Sprintf("%d of %d", attempts, maxAttempts)}
+}
+
+// delayReplacedError fails an SDK retry whose wait the client's retryer
+// computed itself instead of asking the budget.
+type delayReplacedError struct {
+	attempt int
+	err     error // the error of the attempt before
+}
+
+func (e *delayReplacedError) Error() string {
+	return fmt.Sprintf("streamstatus: attempt %d not made: the client's retryer replaced the retry budget's delay "+
+		"(a wrapper such as retry.AddWithMaxBackoffDelay around budget.NewStandard()); "+
+		"use budget.NewStandard() unwrapped (retry.AddWithMaxAttempts and retry.AddWithErrorCodes around it are fine); "+
+		"the attempt before failed: %s", e.attempt, oneLine(e.err))
+}
+
+// Unwrap returns the error of the attempt before.
+func (e *delayReplacedError) Unwrap() error { return e.err }
 
 // refuse returns why the budget allows no retry after err in call c, or
 // nil. extra is a delay the SDK will wait beyond the budget's own (from an
@@ -316,8 +512,7 @@ func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 func (b *Budget) refuse(c *call, err error, extra time.Duration) *ExhaustedError {
 	attempts := int(c.attempts.Load())
 	if attempts >= b.MaxAttempts {
-		return &ExhaustedError{Reason: "attempts", Attempts: attempts, Err: err,
-			detail: fmt.Sprintf("%d of %d", attempts, b.MaxAttempts)}
+		return attemptsExhausted(attempts, b.MaxAttempts, err)
 	}
 	if b.MaxElapsed <= 0 {
 		return nil
@@ -371,7 +566,8 @@ type call struct {
 	start     time.Time
 	attempts  atomic.Int32
 	retryer   atomic.Pointer[Budget]
-	retry     atomic.Pointer[approved] // set by an SDK retryer's approval, taken by its next attempt
+	retry     atomic.Pointer[approved]   // set by an SDK retryer's approval, taken by its next attempt
+	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt
 }
 
 // begin starts the call's clock on b's clock, unless it runs already.
@@ -443,20 +639,31 @@ func (callStartMiddleware) ID() string { return CallStartID }
 func (callStartMiddleware) HandleInitialize(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (
 	smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error,
 ) {
-	ctx, _ = withCall(ctx)
+	ctx, c := withCall(ctx)
 	out, md, err := next.HandleInitialize(ctx, in)
-	return out, md, exhaustedAlone(err)
+	return out, md, c.exhaustedAlone(err)
 }
 
 // exhaustedAlone returns the *ExhaustedError in err's chain, if any, as the
-// call's only error, else err.
-func exhaustedAlone(err error) error {
+// call's only error, else err. A *retry.MaxAttemptsError of a call whose
+// attempts reached its budget's MaxAttempts (the SDK's retry loop checks
+// the same limit first when nothing lifted it) becomes the budget's
+// *ExhaustedError, as when the budget stops the call itself.
+func (c *call) exhaustedAlone(err error) error {
 	if err == nil {
-		return nil // before the variable below: its address escapes, so it costs an allocation
+		return nil // before the variables below: their addresses escape, so they cost allocations
 	}
 	var ex *ExhaustedError
 	if errors.As(err, &ex) {
 		return ex
+	}
+	var mae *retry.MaxAttemptsError
+	if b := c.retryer.Load(); b != nil && errors.As(err, &mae) {
+		if attempts := int(c.attempts.Load()); attempts >= b.MaxAttempts {
+			ex := attemptsExhausted(attempts, b.MaxAttempts, mae.Err)
+			ex.Cause = mae
+			return ex
+		}
 	}
 	return err
 }
@@ -464,7 +671,10 @@ func exhaustedAlone(err error) error {
 // UsedBudget returns the budget whose retryer made the attempts of the
 // call ctx belongs to, or nil: none yet, or not a budget's retryer. The
 // streamstatus middlewares use it to fail calls whose client retryer does
-// not match the budget they were given.
+// not match the budget they were given. A wrapper around the budget's
+// retryer passes GetAttemptToken through, so UsedBudget cannot tell it
+// apart; a wrapper that replaces the budget's delay is caught by the
+// budget's retryer itself, at the first retry (see Budget.NewStandard).
 func UsedBudget(ctx context.Context) *Budget {
 	if c := callFrom(ctx); c != nil {
 		return c.retryer.Load()

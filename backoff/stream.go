@@ -63,8 +63,8 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	if b == nil {
 		return errors.New("streamstatus: RetryStream needs a budget; build one with backoff.NewBudget")
 	}
-	if b.invalid != nil {
-		return b.invalid
+	if err := b.Validate(); err != nil {
+		return err
 	}
 	var o StreamOptions
 	for _, fn := range optFns {

@@ -110,7 +110,9 @@
 // budget's retryer reads from the context (the SDK keeps the retryer out of
 // the stack's reach). With [WithBudget], the finalize middleware also
 // checks that the attempt's retryer is the budget's, and fails the call
-// before it is sent otherwise. A budget is the client's retryer, for every
+// before it is sent otherwise (a wrapper that replaces the budget's delays
+// passes GetAttemptToken through and so this check: the budget's retryer
+// refuses its first retry instead). A budget is the client's retryer, for every
 // operation: with one, CallStart and the finalize middleware go on every
 // operation of the client, streaming or not (Converse, InvokeModel, ...),
 // so its limits hold there too; the stream middlewares go on streaming

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -69,6 +70,10 @@ type Options struct {
 	// (none) or the read-ahead limit to 0 (the default) over an earlier
 	// one's.
 	firstEventSet, idleSet, readAheadSet bool
+
+	// budgetSet records that WithBudget was used, so that WithBudget(nil)
+	// fails instead of silently installing no budget.
+	budgetSet bool
 }
 
 // Option changes Options.
@@ -121,12 +126,21 @@ func WithReadAheadLimit(n int) Option {
 // start and attempts) and the retryer check on every operation, and the
 // event-stream middlewares on streaming ones only. A call whose
 // retryer is not built from the budget fails before it is sent, with an
-// error saying so: a budget is never silently off. A cfg.RetryMaxAttempts
-// or AWS_MAX_ATTEMPTS above the budget's MaxAttempts does not lift it.
+// error saying so: a budget is never silently off. A retryer wrapper that
+// replaces the budget's delays (retry.AddWithMaxBackoffDelay around
+// budget.NewStandard()) passes that check, since no middleware can see a
+// client's retryer: its first retry is refused instead, naming the fix
+// (WithBedrock replaces such a retryer with budget.NewStandard()). A
+// cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above the budget's MaxAttempts
+// does not lift it.
 // Without a budget, operations without a response event stream are left
 // untouched.
+//
+// A nil budget, or one backoff.NewBudget did not build (a struct literal),
+// fails every call with an error naming the fix (see
+// backoff.Budget.Validate).
 func WithBudget(budget *backoff.Budget) Option {
-	return func(o *Options) { o.Budget = budget }
+	return func(o *Options) { o.Budget, o.budgetSet = budget, true }
 }
 
 // WithFirstEventTimeout fails an attempt whose stream carries no content
@@ -234,6 +248,10 @@ func resolveOptions(o Options) *resolved {
 		r.err = fmt.Errorf("streamstatus: WithIdleTimeout(%v): the timeout must be positive, or 0 for none", r.idle)
 	case o.ReadAheadLimit < 0:
 		r.err = fmt.Errorf("streamstatus: WithReadAheadLimit(%d): the limit must be positive, or 0 for the default", o.ReadAheadLimit)
+	case o.budgetSet && o.Budget == nil:
+		r.err = errors.New("streamstatus: WithBudget(nil): the budget is nil; build it with backoff.NewBudget before passing it")
+	case o.Budget != nil:
+		r.err = o.Budget.Validate() // names backoff.NewBudget or the field to fix
 	}
 	r.deserialize = &deserializeMiddleware{opts: r}
 	r.finalize = &finalizeMiddleware{opts: r}
