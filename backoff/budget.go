@@ -35,13 +35,14 @@ const (
 // one Bucket. A Budget must not be changed after NewBudget returns it.
 type Budget struct {
 	// MaxAttempts bounds the attempts of one call, the first included.
+	// Zero means DefaultMaxAttempts; not negative.
 	MaxAttempts int
 	// MaxElapsed bounds the time from a call's start after which no retry
 	// may begin: a retry whose longest possible delay (the shape's, or a
 	// longer X-Amz-Retry-After the SDK would honour) would end past it is
 	// not made. 0 means no limit. SDK-level retries need the streamstatus
 	// middlewares on the operation (or CallStart), which hold the call's
-	// start and attempt count.
+	// start and attempt count. Not negative.
 	MaxElapsed time.Duration
 	// Transient is the backoff shape for retryable errors that are not
 	// throttles. Zero means DefaultTransient.
@@ -78,19 +79,22 @@ type Bucket interface {
 }
 
 // NewBudget returns a Budget with the defaults filled in, after the option
-// functions have set what they want. A budget whose shapes are invalid (a
-// Jitter outside [0, 1]) is returned too, but every retryer and RetryStream
-// built from it fails on its first call, saying which field to fix.
+// functions have set what they want. A budget with an invalid field (a
+// negative MaxAttempts, MaxElapsed or shape duration, a shape's Multiplier
+// below 1 or Jitter outside [0, 1]; see Shape) is returned too, but every
+// retryer and RetryStream built from it fails on its first call, saying
+// which field to fix.
 func NewBudget(optFns ...func(*Budget)) *Budget {
 	b := &Budget{}
 	for _, fn := range optFns {
 		fn(b)
 	}
-	if b.MaxAttempts <= 0 {
+	b.invalid = b.invalidFields()
+	if b.MaxAttempts == 0 {
 		b.MaxAttempts = DefaultMaxAttempts
 	}
-	b.Transient = b.Transient.or(DefaultTransient)
-	b.Throttle = b.Throttle.or(DefaultThrottle)
+	b.Transient = b.Transient.or(DefaultTransient).normal()
+	b.Throttle = b.Throttle.or(DefaultThrottle).normal()
 	if b.Bucket == nil {
 		b.Bucket = NewTokenBucket(DefaultBucketCapacity)
 	}
@@ -106,8 +110,24 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 	if b.Now == nil {
 		b.Now = time.Now
 	}
-	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
 	return b
+}
+
+// invalidFields reports the first field of b, as the option functions left
+// it, that would make its limits or delays meaningless, or nil. Each would
+// otherwise silently mean something else (a negative MaxElapsed no limit at
+// all, a negative Initial no backoff).
+func (b *Budget) invalidFields() error {
+	if b.MaxAttempts < 0 {
+		return fmt.Errorf("streamstatus: budget MaxAttempts is %d; set 1 or more (0 means %d)", b.MaxAttempts, DefaultMaxAttempts)
+	}
+	if b.MaxElapsed < 0 {
+		return fmt.Errorf("streamstatus: budget MaxElapsed is %v; set a positive duration, or 0 for no limit", b.MaxElapsed)
+	}
+	if err := b.Transient.validate("Transient"); err != nil {
+		return err
+	}
+	return b.Throttle.validate("Throttle")
 }
 
 func (b *Budget) shape(err error) Shape {
