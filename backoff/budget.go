@@ -254,7 +254,7 @@ type retryer struct {
 // Budget returns the budget the retryer enforces.
 func (r *retryer) Budget() *Budget { return r.budget }
 
-func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) error, err error) {
 	b := r.budget
 	if p, ok := ctx.Value(probeKey{}).(*probe); ok {
 		p.budget = b
@@ -269,6 +269,16 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	}
 	c.begin(b)
 	c.retryer.Store(b)
+	if c.rerun.Swap(false) {
+		// The first attempt of a call RetryStream runs again is a retry
+		// RetryStream took tokens for, and gets them back if it succeeds:
+		// not the success refund of a call's first attempt too.
+		defer func() {
+			if err == nil {
+				release = withoutSuccessRefund(release)
+			}
+		}()
+	}
 	pending := c.retry.Swap(nil)
 	if pending == nil {
 		c.attempts.Add(1)
@@ -286,7 +296,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	// client-side rate limiter sleeps until it has a token): bound that
 	// wait.
 	wctx, cancel := context.WithDeadline(ctx, pending.deadline)
-	release, err := r.RetryerV2.GetAttemptToken(wctx)
+	release, err = r.RetryerV2.GetAttemptToken(wctx)
 	cancel()
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		attempts := int(c.attempts.Load())
@@ -320,6 +330,22 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 	}
 	return release, err
 }
+
+// withoutSuccessRefund returns the release of an SDK retryer's attempt
+// token with the success refund of a first attempt left out: the SDK's
+// release adds it only for an attempt without error, so it is told of one
+// (errRerun) whatever happened. The adaptive mode's rate limiter, which
+// reads the same error, only asks whether it was a throttle.
+func withoutSuccessRefund(release func(error) error) func(error) error {
+	return func(err error) error {
+		if err == nil {
+			err = errRerun
+		}
+		return release(err)
+	}
+}
+
+var errRerun = errors.New("streamstatus: first attempt of a call RetryStream runs again (its retry tokens are refunded instead)")
 
 // RetryDelay is the inner retryer's, that is the budget's, delay.
 func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
@@ -392,6 +418,7 @@ type call struct {
 	attempts  atomic.Int32
 	retryer   atomic.Pointer[Budget]
 	retry     atomic.Pointer[approved] // set by an SDK retryer's approval, taken by its next attempt
+	rerun     atomic.Bool              // set by RetryStream while it runs the call again, taken by its first attempt
 }
 
 // begin starts the call's clock on b's clock, unless it runs already.
