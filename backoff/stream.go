@@ -62,7 +62,9 @@ type StreamOptions struct {
 // Reset. Before a retry, RetryStream asks in this order: the budget's
 // attempts and elapsed time (a retry whose longest possible delay would end
 // past MaxElapsed is not made), then Reset, then the bucket for a token,
-// and only then waits; a Reset that refuses costs neither token nor wait.
+// then the elapsed time again (Reset may have taken long), and only then
+// waits; a Reset that refuses costs neither token nor wait. A retry that
+// would begin past MaxElapsed after all (a slow Notify) is not made either.
 // A retry not made gives its tokens back. Errors from deliver stop
 // RetryStream and are returned as they are.
 //
@@ -137,6 +139,12 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 			return qerr
 		}
 		release = rel
+		// Reset and the bucket took time: the retry must still begin
+		// within MaxElapsed.
+		if ex := b.refuse(c, err, 0); ex != nil {
+			_ = release() // no retry was made
+			return ex
+		}
 		eb := transient
 		if classify.IsThrottle(err) {
 			eb = throttle
@@ -151,6 +159,15 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 			_ = release() // no retry was made
 			return ctx.Err()
 		case <-wait:
+		}
+		// Notify or a late timer may have taken the retry past the
+		// budget's approval (a retryer of b would otherwise refuse the
+		// retry's first attempt as waited too long).
+		if a := c.retry.Load(); a != nil && !time.Now().Before(a.deadline) {
+			_ = release() // no retry was made
+			attempts := int(c.attempts.Load())
+			return &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: err,
+				detail: fmt.Sprintf("attempt %d would begin past %v (Notify or the wait took longer than the budget's delay)", attempts+1, b.MaxElapsed)}
 		}
 	}
 }
