@@ -43,14 +43,15 @@ type Budget struct {
 	// MaxAttempts bounds the attempts of one call, the first included,
 	// whatever a retry.AddWithMaxAttempts around the budget's retryer
 	// (cfg.RetryMaxAttempts, AWS_MAX_ATTEMPTS) says, with or without the
-	// streamstatus middlewares on the operation.
+	// streamstatus middlewares on the operation. Zero means
+	// DefaultMaxAttempts; not negative.
 	MaxAttempts int
 	// MaxElapsed bounds the time from a call's start after which no retry
 	// may begin: a retry whose longest possible delay (the shape's, or a
 	// longer X-Amz-Retry-After the SDK would honour) would end past it is
 	// not made. 0 means no limit. SDK-level retries need the streamstatus
 	// middlewares on the operation (or CallStart), which hold the call's
-	// start and attempt count.
+	// start and attempt count. Not negative.
 	MaxElapsed time.Duration
 	// Transient is the backoff shape for retryable errors that are not
 	// throttles. Zero means DefaultTransient.
@@ -89,19 +90,22 @@ type Bucket interface {
 }
 
 // NewBudget returns a Budget with the defaults filled in, after the option
-// functions have set what they want. A budget whose shapes are invalid (a
-// Jitter outside [0, 1]) is returned too, but every retryer and RetryStream
-// built from it fails on its first call, saying which field to fix.
+// functions have set what they want. A budget with an invalid field (a
+// negative MaxAttempts, MaxElapsed or shape duration, a shape's Multiplier
+// below 1 or Jitter outside [0, 1]; see Shape) is returned too, but every
+// retryer and RetryStream built from it fails on its first call, saying
+// which field to fix.
 func NewBudget(optFns ...func(*Budget)) *Budget {
 	b := &Budget{}
 	for _, fn := range optFns {
 		fn(b)
 	}
-	if b.MaxAttempts <= 0 {
+	b.invalid = b.invalidFields()
+	if b.MaxAttempts == 0 {
 		b.MaxAttempts = DefaultMaxAttempts
 	}
-	b.Transient = b.Transient.or(DefaultTransient)
-	b.Throttle = b.Throttle.or(DefaultThrottle)
+	b.Transient = b.Transient.or(DefaultTransient).normal()
+	b.Throttle = b.Throttle.or(DefaultThrottle).normal()
 	if b.Bucket == nil {
 		b.Bucket = NewTokenBucket(DefaultBucketCapacity)
 	}
@@ -117,9 +121,25 @@ func NewBudget(optFns ...func(*Budget)) *Budget {
 	if b.Now == nil {
 		b.Now = time.Now
 	}
-	b.invalid = errors.Join(b.Transient.validate("Transient"), b.Throttle.validate("Throttle"))
 	b.built = true
 	return b
+}
+
+// invalidFields reports the first field of b, as the option functions left
+// it, that would make its limits or delays meaningless, or nil. Each would
+// otherwise silently mean something else (a negative MaxElapsed no limit at
+// all, a negative Initial no backoff).
+func (b *Budget) invalidFields() error {
+	if b.MaxAttempts < 0 {
+		return fmt.Errorf("streamstatus: budget MaxAttempts is %d; set 1 or more (0 means %d)", b.MaxAttempts, DefaultMaxAttempts)
+	}
+	if b.MaxElapsed < 0 {
+		return fmt.Errorf("streamstatus: budget MaxElapsed is %v; set a positive duration, or 0 for no limit", b.MaxElapsed)
+	}
+	if err := b.Transient.validate("Transient"); err != nil {
+		return err
+	}
+	return b.Throttle.validate("Throttle")
 }
 
 // errNotBuilt is Validate's error for a Budget that NewBudget did not build.
@@ -128,7 +148,8 @@ var errNotBuilt = errors.New("streamstatus: the backoff.Budget was not built by 
 
 // Validate returns why the budget cannot be used, or nil: it is nil, it
 // was not built by NewBudget (a struct literal has none of NewBudget's
-// defaults), or a field is invalid (a shape's Jitter outside [0, 1]).
+// defaults), or a field is invalid (a negative MaxAttempts, MaxElapsed or
+// shape duration, a shape's Multiplier below 1 or Jitter outside [0, 1]).
 // Every retryer and RetryStream built from such a budget, and
 // middleware.WithBudget given it, fail their first call with this error;
 // call Validate to fail earlier.
@@ -373,7 +394,7 @@ func holds(err, target error) bool {
 // Budget returns the budget the retryer enforces.
 func (r *retryer) Budget() *Budget { return r.budget }
 
-func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) error, err error) {
 	b := r.budget
 	if p, ok := ctx.Value(probeKey{}).(*probe); ok {
 		p.budget = b
@@ -388,6 +409,16 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	}
 	c.begin(b)
 	c.retryer.Store(b)
+	if c.rerun.Swap(false) {
+		// The first attempt of a call RetryStream runs again is a retry
+		// RetryStream took tokens for, and gets them back if it succeeds:
+		// not the success refund of a call's first attempt too.
+		defer func() {
+			if err == nil {
+				release = withoutSuccessRefund(release)
+			}
+		}()
+	}
 	pending := c.retry.Swap(nil)
 	token := c.token.Swap(nil) // the SDK's retry token for this attempt, if it is an SDK retry
 	if token != nil {
@@ -416,7 +447,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (func(error) error, error
 	// client-side rate limiter sleeps until it has a token): bound that
 	// wait.
 	wctx, cancel := context.WithDeadline(ctx, pending.deadline)
-	release, err := r.RetryerV2.GetAttemptToken(wctx)
+	release, err = r.RetryerV2.GetAttemptToken(wctx)
 	cancel()
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		token.refund()
@@ -457,6 +488,22 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 	}
 	return release, nil
 }
+
+// withoutSuccessRefund returns the release of an SDK retryer's attempt
+// token with the success refund of a first attempt left out: the SDK's
+// release adds it only for an attempt without error, so it is told of one
+// (errRerun) whatever happened. The adaptive mode's rate limiter, which
+// reads the same error, only asks whether it was a throttle.
+func withoutSuccessRefund(release func(error) error) func(error) error {
+	return func(err error) error {
+		if err == nil {
+			err = errRerun
+		}
+		return release(err)
+	}
+}
+
+var errRerun = errors.New("streamstatus: first attempt of a call RetryStream runs again (its retry tokens are refunded instead)")
 
 // RetryDelay is the inner retryer's, that is the budget's, delay. The SDK
 // gives it the number of the attempt that failed: past the budget's
@@ -568,6 +615,7 @@ type call struct {
 	retryer   atomic.Pointer[Budget]
 	retry     atomic.Pointer[approved]   // set by an SDK retryer's approval, taken by its next attempt
 	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt
+	rerun     atomic.Bool                // set by RetryStream while it runs the call again, taken by its first attempt
 }
 
 // begin starts the call's clock on b's clock, unless it runs already.

@@ -278,18 +278,32 @@ func (b *RedisBucket) AddTokens(n uint) error {
 }
 
 // Available returns the tokens left in the shared bucket, read from Redis
-// within the operation timeout. It does not consult the fallback.
+// within the operation timeout whatever the client's own timeouts say, as
+// every operation of the bucket is. It does not consult the fallback, nor
+// fall back: a Redis that does not answer is an error.
 func (b *RedisBucket) Available(ctx context.Context) (uint, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.OperationTimeout)
-	defer cancel()
-	n, err := b.rdb.Get(ctx, b.key).Uint64()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return b.capacity, nil
-	case err != nil:
+	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("streamstatus: read retry bucket %q from Redis: %w", b.key, err)
 	}
-	return uint(min(n, uint64(b.capacity))), nil
+	r := b.run(func(rctx context.Context) scriptResult {
+		rctx, cancel := context.WithCancel(rctx)
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)() // the caller's cancellation too
+		n, err := b.rdb.Get(rctx, b.key).Uint64()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return scriptResult{tokens: b.capacity}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return scriptResult{err: errRedisTimeout(b.opts.OperationTimeout)}
+		case err != nil:
+			return scriptResult{err: err}
+		}
+		return scriptResult{tokens: uint(min(n, uint64(b.capacity)))}
+	}, nil, nil)
+	if r.err != nil {
+		return 0, fmt.Errorf("streamstatus: read retry bucket %q from Redis: %w", b.key, r.err)
+	}
+	return r.tokens, nil
 }
 
 // useRedis says whether this operation goes to Redis. While the bucket has

@@ -15,12 +15,18 @@ import (
 //
 // The zero Shape means "the default shape" wherever a Budget takes one;
 // Immediate retries without waiting.
+//
+// A Budget refuses a shape with a negative duration, a Multiplier below 1
+// (other than 0) or a Jitter outside [0, 1], naming the field; Delay and
+// MaxDelay of such a shape mean nothing.
 type Shape struct {
-	// Initial is the delay before the first retry.
+	// Initial is the delay before the first retry; not negative.
 	Initial time.Duration
-	// Max caps every delay before jitter; a Max below Initial is Initial.
+	// Max caps every delay before jitter; a Max below Initial (0 for
+	// one) is Initial. Not negative.
 	Max time.Duration
-	// Multiplier grows the delay from one retry to the next.
+	// Multiplier grows the delay from one retry to the next: 1 or more;
+	// 0 means 1 (a constant delay).
 	Multiplier float64
 	// Jitter spreads each delay by up to ±Jitter of it, in [0, 1].
 	Jitter float64
@@ -38,11 +44,18 @@ var (
 	Immediate = Shape{Multiplier: 1}
 )
 
+// or returns def for the zero Shape, else s.
 func (s Shape) or(def Shape) Shape {
 	if s == (Shape{}) {
 		return def
 	}
-	if s.Multiplier < 1 {
+	return s
+}
+
+// normal returns s as its fields' docs read it: a Multiplier of 0 is 1, a
+// Max below Initial is Initial.
+func (s Shape) normal() Shape {
+	if s.Multiplier == 0 {
 		s.Multiplier = 1
 	}
 	if s.Max < s.Initial {
@@ -52,15 +65,23 @@ func (s Shape) or(def Shape) Shape {
 }
 
 // validate reports a shape whose delays, or the MaxDelay bound the
-// elapsed-time limit relies on, would be meaningless: a Jitter outside
+// elapsed-time limit relies on, would be meaningless: a negative Initial
+// (negative delays) or Max (a cap below every delay), a Jitter outside
 // [0, 1] or not a number (a negative one gives delays above MaxDelay, one
-// above 1 negative delays), or a Multiplier that is not a finite number.
+// above 1 negative delays), or a Multiplier below 1 (other than 0, which
+// means 1) or not a finite number (a shrinking delay is not a backoff).
 func (s Shape) validate(field string) error {
+	if s.Initial < 0 {
+		return fmt.Errorf("streamstatus: budget %s.Initial is %v; set 0 or a positive duration", field, s.Initial)
+	}
+	if s.Max < 0 {
+		return fmt.Errorf("streamstatus: budget %s.Max is %v; set 0 or a positive duration", field, s.Max)
+	}
 	if math.IsNaN(s.Jitter) || s.Jitter < 0 || s.Jitter > 1 {
 		return fmt.Errorf("streamstatus: budget %s.Jitter is %v; set a fraction between 0 and 1", field, s.Jitter)
 	}
-	if math.IsNaN(s.Multiplier) || math.IsInf(s.Multiplier, 0) {
-		return fmt.Errorf("streamstatus: budget %s.Multiplier is %v; set a finite number, 1 or more", field, s.Multiplier)
+	if math.IsNaN(s.Multiplier) || math.IsInf(s.Multiplier, 0) || (s.Multiplier < 1 && s.Multiplier != 0) {
+		return fmt.Errorf("streamstatus: budget %s.Multiplier is %v; set a finite number, 1 or more (0 means 1)", field, s.Multiplier)
 	}
 	return nil
 }
@@ -68,6 +89,7 @@ func (s Shape) validate(field string) error {
 // exponential returns a fresh cenkalti ExponentialBackOff with this shape.
 // maxElapsed 0 means no limit.
 func (s Shape) exponential(maxElapsed time.Duration, now func() time.Time) *cb.ExponentialBackOff {
+	s = s.normal()
 	eb := &cb.ExponentialBackOff{
 		InitialInterval:     s.Initial,
 		RandomizationFactor: s.Jitter,
@@ -94,6 +116,7 @@ func (s Shape) Delay(n int) time.Duration {
 
 // MaxDelay returns the longest delay Delay(n) can return.
 func (s Shape) MaxDelay(n int) time.Duration {
+	s = s.normal()
 	d := float64(s.Initial)
 	for i := 1; i < n && d < float64(s.Max); i++ {
 		d *= s.Multiplier

@@ -45,16 +45,28 @@ type StreamOptions struct {
 // RetryStream and the SDK share one budget: open receives a context that
 // carries the call's state, so the SDK retries a client with b's retryer
 // makes inside open count against the same attempts and the same elapsed
-// time, measured from RetryStream's start, and a first attempt that
-// succeeds refunds the bucket once. Failures of open have already been
+// time, measured from RetryStream's start. The bucket counts the whole as
+// one call, as the SDK's retryer counts one: the first attempt, if it
+// succeeds, refunds SuccessRefund once, and each retry takes its cost and
+// gets it back only if the attempt it paid for succeeds. b's retryer counts
+// the attempts inside open as usual (the first attempt's refund comes with
+// its response, before the stream, as for any stream call); RetryStream
+// refunds the first attempt when no retryer of b did, pays for its own
+// retries, and gives a retry's tokens back through the release GetToken
+// returned (to where they came from) when the run it paid for succeeds at
+// its first attempt and to the end of its stream. The first attempt of such
+// a run refunds no SuccessRefund. Failures of open have already been
 // through the SDK's retryer and are returned as they are.
 //
 // A failure after events were delivered is retried only when opts set
 // Reset. Before a retry, RetryStream asks in this order: the budget's
 // attempts and elapsed time (a retry whose longest possible delay would end
 // past MaxElapsed is not made), then Reset, then the bucket for a token,
-// and only then waits; a Reset that refuses costs neither token nor wait.
-// Errors from deliver stop RetryStream and are returned as they are.
+// then the elapsed time again (Reset may have taken long), and only then
+// waits; a Reset that refuses costs neither token nor wait. A retry that
+// would begin past MaxElapsed after all (a slow Notify) is not made either.
+// A retry not made gives its tokens back. Errors from deliver stop
+// RetryStream and are returned as they are.
 //
 // When the budget stops retries, the error is an *ExhaustedError wrapping
 // the last attempt's error (and the *QuotaExceededError when the bucket ran
@@ -77,29 +89,32 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	ctx, c := withCall(ctx)
 	c.begin(b)
 	transient, throttle := b.Transient.exponential(0, b.Now), b.Throttle.exponential(0, b.Now)
-	var lastCost uint // tokens taken for the last retry
+	release := func() error { return nil } // gives back the tokens of the last retry
 	for opens := 1; ; opens++ {
 		before := c.attempts.Load()
+		c.rerun.Store(opens > 1) // a budget's retryer makes no success refund for this run's first attempt
 		delivered, final, err := runStream(ctx, open, deliver)
-		if c.attempts.Load() == before {
+		c.rerun.Store(false)
+		made := c.attempts.Load() - before
+		if made == 0 {
 			c.attempts.Add(1) // open made no attempt through a budget's retryer
 		}
-		// A budget retryer that made exactly one attempt in this open saw it
-		// succeed, and the SDK refunded its success increment.
-		sdkRefunded := c.retryer.Load() == b && c.attempts.Load()-before == 1
 		if final {
 			return err
 		}
 		if err == nil {
-			refund := b.SuccessRefund
-			if opens > 1 {
-				refund = lastCost // a retry that succeeds gets its tokens back
-			}
-			if sdkRefunded {
-				refund -= min(refund, b.SuccessRefund)
-			}
-			if refund > 0 {
-				_ = b.Bucket.AddTokens(refund)
+			// As the SDK's retryer counts: the first attempt of a call
+			// that succeeds refunds SuccessRefund, a retry that succeeds
+			// gets its own tokens back, nothing else. A run whose first
+			// attempt failed (the SDK retried it inside open) gets
+			// nothing: the SDK's retry has had its tokens back.
+			switch {
+			case made > 1: // this run's first attempt failed
+			case opens > 1:
+				_ = release() // where they came from
+			case made == 1 && c.retryer.Load() == b: // b's retryer has refunded it
+			default:
+				_ = b.Bucket.AddTokens(b.SuccessRefund)
 			}
 			return nil
 		}
@@ -115,14 +130,21 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 			}
 		}
 		cost := b.cost(err)
-		if _, qerr := b.Bucket.GetToken(ctx, cost); qerr != nil {
+		rel, qerr := b.Bucket.GetToken(ctx, cost)
+		if qerr != nil {
 			var qe *QuotaExceededError
 			if errors.As(qerr, &qe) {
 				return &ExhaustedError{Reason: "retry quota", Attempts: int(c.attempts.Load()), Err: err, Cause: qerr}
 			}
 			return qerr
 		}
-		lastCost = cost
+		release = rel
+		// Reset and the bucket took time: the retry must still begin
+		// within MaxElapsed.
+		if ex := b.refuse(c, err, 0); ex != nil {
+			_ = release() // no retry was made
+			return ex
+		}
 		eb := transient
 		if classify.IsThrottle(err) {
 			eb = throttle
@@ -134,9 +156,18 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 		wait := after(d)
 		select {
 		case <-ctx.Done():
-			_ = b.Bucket.AddTokens(cost) // no retry was made
+			_ = release() // no retry was made
 			return ctx.Err()
 		case <-wait:
+		}
+		// Notify or a late timer may have taken the retry past the
+		// budget's approval (a retryer of b would otherwise refuse the
+		// retry's first attempt as waited too long).
+		if a := c.retry.Load(); a != nil && !time.Now().Before(a.deadline) {
+			_ = release() // no retry was made
+			attempts := int(c.attempts.Load())
+			return &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: err,
+				detail: fmt.Sprintf("attempt %d would begin past %v (Notify or the wait took longer than the budget's delay)", attempts+1, b.MaxElapsed)}
 		}
 	}
 }
