@@ -74,3 +74,34 @@ func TestDefect_EnvelopeFollowedByMoreBytesIsContent(t *testing.T) {
 		}
 	}
 }
+
+// TestDefect_ContentInLastDuplicateBytesKeyTakenForEnvelope: the mirror of
+// TestDefect_EnvelopeInLastDuplicateBytesKeyIsContent. A chunk
+// {"bytes":"<envelope>","bytes":"<content>"}: the SDK decodes the chunk's
+// Bytes from the last member (the bare SDK hands the content to the
+// consumer); the plugin reads the first and ends a healthy stream with an
+// overloaded_error StatusError, the content never delivered.
+func TestDefect_ContentInLastDuplicateBytesKeyTakenForEnvelope(t *testing.T) {
+	const env = "eyJ0eXBlIjoiZXJyb3IiLCJlcnJvciI6eyJ0eXBlIjoib3ZlcmxvYWRlZF9lcnJvciIsIm1lc3NhZ2UiOiJidXN5In19" // {"type":"error","error":{"type":"overloaded_error","message":"busy"}}
+	const content = "aGk="                                                                                     // hi
+	chunk := fake.Event("chunk", []byte(`{"bytes":"`+env+`","bytes":"`+content+`"}`))
+	for _, how := range installs {
+		t.Run(how.String(), func(t *testing.T) {
+			srv := newServer(t)
+			c := newClient(srv, how, 3)
+			srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Chunk([]byte("first")), chunk, fake.Chunk([]byte("last"))}})
+			res := invokeStream.run(context.Background(), c)
+			if res.callErr != nil || res.streamErr != nil || !equalStrings(res.events, []string{"chunk:first", "chunk:hi", "chunk:last"}) {
+				t.Fatalf("events %q, call error %v, stream error %v; want chunk:first, chunk:hi, chunk:last as the bare SDK decodes them", res.events, res.callErr, res.streamErr)
+			}
+		})
+	}
+	t.Run("bare SDK", func(t *testing.T) {
+		srv := newServer(t)
+		c := newClient(srv, bare, 3)
+		srv.Enqueue(fake.Response{Steps: []fake.Step{fake.Chunk([]byte("first")), chunk, fake.Chunk([]byte("last"))}})
+		if res := invokeStream.run(context.Background(), c); !equalStrings(res.events, []string{"chunk:first", "chunk:hi", "chunk:last"}) {
+			t.Fatalf("bare SDK: events %q, stream error %v", res.events, res.streamErr)
+		}
+	})
+}
