@@ -306,7 +306,8 @@ const invariantHelp = `  [recovered]        a retryable fault before content, se
                      finished the same call
   [recorded failures] the streamstatus side's clients recorded, through their MeterProvider, one
                      streamstatus.stream.failures per attempt a fault inside the stream (or a stall)
-                     ended, with its position (before_content, after_content) and documented code;
+                     ended, with its position (before_content, after_content) and the code the README
+                     documents for it (StreamInterrupted, CorruptFrame, UnknownEnvelopeError, ...);
                      none for an HTTP error answer (checked over all calls, unless a call hit
                      streamcheck's own timeout)
   Expected outcomes are written out in the check from the README/DESIGN §2 Bedrock table, Anthropic's
@@ -430,17 +431,15 @@ func violations(cfg checkConfig, bare, s *sideRun) []string {
 // recordedViolations holds what the streamstatus side's clients recorded
 // through their MeterProvider (streamstatus.stream.failures) against the
 // failures the endpoint sent: one per attempt that a fault inside the
-// stream (or a stall) ended, with its position, and its code where the
-// documented tables name one (other codes, such as a connection fault's,
-// are counted together per position). An HTTP error answer has no stream
-// and records nothing. Not checked when streamcheck's own timeout ended a
-// call: what that call's attempts recorded is unknown.
+// stream (or a stall) ended, with its position and the code the README
+// says is recorded for it (recordedCode). An HTTP error answer has no
+// stream and records nothing. Not checked when streamcheck's own timeout
+// ended a call: what that call's attempts recorded is unknown.
 func recordedViolations(cfg checkConfig, s *sideRun) []string {
 	if s.recorded == nil {
 		return nil
 	}
 	want := map[string]int64{}
-	named := map[string]bool{} // codes the tables name
 	for i, o := range s.outcomes {
 		if o.toolTimeout {
 			return nil
@@ -453,37 +452,66 @@ func recordedViolations(cfg checkConfig, s *sideRun) []string {
 			if err != nil || end.fault == nil || end.fault.kind.http {
 				continue
 			}
-			code := "*"
-			if end.doc.code != "" && end.doc.source != srcUnknown {
-				code = end.doc.code
-				named[code] = true
-			}
-			want[code+" "+recordedPosition(end.beforeContent)]++
+			want[recordedCode(end)+" "+recordedPosition(end.beforeContent)]++
 		}
 	}
-	got := map[string]int64{}
-	for k, v := range s.recorded.snapshot() {
-		i := strings.LastIndexByte(k, ' ')
-		code, pos := k[:i], k[i+1:]
-		if !named[code] {
-			code = "*"
-		}
-		got[code+" "+pos] += v
-	}
+	got := s.recorded.snapshot()
 	keys := mergeKeys(want, got)
 	sort.Strings(keys)
 	var out []string
 	for _, k := range keys {
 		if want[k] != got[k] {
 			code, pos, _ := strings.Cut(k, " ")
-			if code == "*" {
-				code = "(codes the tables do not name)"
-			}
 			out = append(out, fmt.Sprintf("all calls: [%s] the clients' MeterProvider got %d streamstatus.stream.failures of %s %s; "+
 				"the faults the endpoint sent make %d", invRecorded, got[k], code, pos, want[k]))
 		}
 	}
 	return out
+}
+
+// recordedCode is the exception.type the README says a failure is
+// recorded with: the modeled code of a Bedrock exception; an error
+// message's code as sent when it looks like a modeled code (a letter, then
+// letters, digits, '_' or '.', at most 64 bytes), else UnknownError; an
+// envelope's type when Anthropic's table has it, else UnknownEnvelopeError
+// (never text of a payload); StreamInterrupted for a reset or a cut,
+// CorruptFrame for a corrupt frame, StreamStalled for a stall.
+func recordedCode(end attemptEnd) string {
+	r := end.fault
+	switch {
+	case end.stalled:
+		return "StreamStalled"
+	case r.kind.name == "reset", r.kind.name == "cut":
+		return "StreamInterrupted"
+	case r.kind.name == "corrupt":
+		return "CorruptFrame"
+	case r.kind.name == "anthropicError":
+		if _, ok := anthropicErrors[r.envType]; ok {
+			return r.envType
+		}
+		return "UnknownEnvelopeError"
+	case r.kind.name == "error":
+		if looksModeled(r.code) {
+			return r.code
+		}
+		return "UnknownError"
+	}
+	return end.doc.code
+}
+
+// looksModeled reports whether a wire code has the shape of a modeled
+// code: a letter, then letters, digits, '_' or '.', at most 64 bytes.
+func looksModeled(code string) bool {
+	if code == "" || len(code) > 64 {
+		return false
+	}
+	for i, c := range code {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '_' || c == '.')) {
+			return false
+		}
+	}
+	return true
 }
 
 // recordedPosition is the streamstatus.position of a failure.
