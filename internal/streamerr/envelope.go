@@ -60,12 +60,15 @@ func (c *Classifier) chunkEnvelope(s Stream, f *framing.Frame) *smithyext.Status
 // in the pre-scan.
 
 // chunkBytes returns the decoded base64 of the "bytes" member of a chunk
-// payload ({"bytes":"<base64>"}).
+// payload ({"bytes":"<base64>"}), read as the SDK's decoder reads it: the
+// payload's first JSON value only (what follows it is never read), and of
+// a repeated "bytes" member the last that is not null.
 func chunkBytes(payload []byte) ([]byte, bool) {
-	if !json.Valid(payload) {
+	var obj json.RawMessage // the first JSON value, validated
+	if json.NewDecoder(bytes.NewReader(payload)).Decode(&obj) != nil {
 		return nil, false
 	}
-	raw, ok := member(payload, "bytes")
+	raw, ok := lastMember(obj, "bytes")
 	if !ok {
 		return nil, false
 	}
@@ -76,27 +79,54 @@ func chunkBytes(payload []byte) ([]byte, bool) {
 	return b, true
 }
 
+// lastMember returns the value of the last member of the JSON object obj
+// whose key, unescaped, is exactly key and whose value is not null. obj is
+// valid JSON.
+func lastMember(obj []byte, key string) (json.RawMessage, bool) {
+	var last json.RawMessage
+	eachMember(obj, func(k string, v json.RawMessage) bool {
+		if k == key && string(v) != "null" {
+			last = v
+		}
+		return true
+	})
+	return last, last != nil
+}
+
 // member returns the value of the first member of the JSON object obj
 // whose key, unescaped, is exactly key. obj is valid JSON.
 func member(obj []byte, key string) (json.RawMessage, bool) {
+	var found json.RawMessage
+	eachMember(obj, func(k string, v json.RawMessage) bool {
+		if k == key {
+			found = v
+			return false
+		}
+		return true
+	})
+	return found, found != nil
+}
+
+// eachMember calls fn with each member of the JSON object obj, key
+// unescaped, in order, until fn returns false. obj is valid JSON.
+func eachMember(obj []byte, fn func(key string, value json.RawMessage) bool) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, false
+		return
 	}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return nil, false
+			return
 		}
 		var v json.RawMessage
 		if dec.Decode(&v) != nil {
-			return nil, false
+			return
 		}
-		if k, _ := t.(string); k == key {
-			return v, true
+		if k, _ := t.(string); !fn(k, v) {
+			return
 		}
 	}
-	return nil, false
 }
 
 // stringMember returns the member key of the JSON object obj when it is a
@@ -127,7 +157,10 @@ func mayBeEnvelope(payload []byte) bool {
 // MayCarryEnvelope reports whether a chunk event may carry an error
 // envelope, from as much of its payload as f holds: for a partial frame
 // (framing.Scanner.NextHead), a payload prefix. A false is final for the
-// whole frame; on true, read the frame whole and ask the detector.
+// whole frame; on true, read the frame whole and ask the detector. On a
+// prefix a false rests on the first "bytes" member alone: a later one,
+// which the SDK would keep instead, is not seen (README: Bedrock never
+// repeats it).
 func MayCarryEnvelope(f *framing.Frame) bool {
 	if f.MessageType() != framing.MessageTypeEvent || string(f.EventType()) != "chunk" {
 		return false
@@ -173,7 +206,21 @@ func envelopeAnswer(payload []byte, whole bool) answer {
 		// decide. Bedrock's chunks start with "bytes".
 		return answerYes
 	}
-	v = skipSpace(v[len(bytesKey):])
+	rest := v[len(bytesKey):]
+	a := bytesValueAnswer(rest, more)
+	if a == answerNo && whole && (bytes.Contains(rest, bytesKey) || bytes.IndexByte(rest, '\\') >= 0) {
+		// The SDK keeps the last non-null "bytes" member: a later one (or
+		// an escaped key) may be it. The exact decode decides.
+		return answerYes
+	}
+	return a
+}
+
+// bytesValueAnswer answers envelopeAnswer from what follows the chunk's
+// first "bytes" key: its value. more is what running out of input means.
+func bytesValueAnswer(v []byte, more answer) answer {
+	whole := more == answerNo
+	v = skipSpace(v)
 	if len(v) == 0 {
 		return more
 	}

@@ -59,6 +59,14 @@ func TestEnvelopeDetection(t *testing.T) {
 		{"nested bytes key first", `{"x":{"bytes":"AAAA"},"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
 		{"content after another key", `{"p":"abc","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
 		{"content behind an escaped key", `{"\u0062ytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
+		// The SDK reads the first JSON value and keeps the last non-null
+		// "bytes" member (chunkBytes).
+		{"envelope in a later duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
+		{"envelope after a null duplicate", `{"bytes":null,"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
+		{"envelope before a null duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `","bytes":null}`, "api_error"},
+		{"content in a later duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
+		{"envelope followed by another object", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}{"bytes":"eA=="}`, "api_error"},
+		{"content followed by an envelope object", chunkOf(`{"type":"content_block_delta"}`) + `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error"}`)) + `"}`, ""},
 		{"envelope without an error type", chunkOf(`{"type":"error"}`), "error"},
 		{"ordinary content", chunkOf(`{"type":"content_block_delta","delta":{"text":"error"}}`), ""},
 		{"content starting like an envelope but not JSON", chunkOf(`{"type":"error"`), ""},
@@ -93,9 +101,11 @@ func TestEnvelopeDetectionDoesNotAllocateOnContent(t *testing.T) {
 		`{"typ":"error","types":"error","type":"content_block_delta"}`,
 		"{\n  \"type\": \"message_stop\"\n}",
 	} {
-		f := chunk(t, chunkOf(content))
-		if n := testing.AllocsPerRun(100, func() { _ = detect(s, f) }); n != 0 {
-			t.Fatalf("%v allocations to pass %q", n, content)
+		for _, payload := range []string{chunkOf(content), chunkOf(content)[:len(chunkOf(content))-1] + `,"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"}`} {
+			f := chunk(t, payload)
+			if n := testing.AllocsPerRun(100, func() { _ = detect(s, f) }); n != 0 {
+				t.Fatalf("%v allocations to pass %q", n, payload)
+			}
 		}
 	}
 }
