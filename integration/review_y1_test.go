@@ -1,0 +1,142 @@
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+
+	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/middleware"
+)
+
+// busyValueError is a retryable error that is not a pointer, as a
+// middleware of the user's (or any error type with value receivers) may
+// return inside the SDK's retry loop.
+type busyValueError struct{ code string }
+
+func (e busyValueError) Error() string      { return "busy: " + e.code }
+func (busyValueError) RetryableError() bool { return true }
+
+// failEveryAttempt returns an API option adding a finalize middleware,
+// inside the SDK's retry loop, that fails every attempt with err before
+// it is sent, and the attempt counter.
+func failEveryAttempt(err error) (func(*smithymiddleware.Stack) error, *atomic.Int32) {
+	var n atomic.Int32
+	return func(s *smithymiddleware.Stack) error {
+		return s.Finalize.Add(smithymiddleware.FinalizeMiddlewareFunc("y1.failEveryAttempt",
+			func(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (
+				smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error,
+			) {
+				n.Add(1)
+				return smithymiddleware.FinalizeOutput{}, smithymiddleware.Metadata{}, err
+			}), smithymiddleware.After)
+	}, &n
+}
+
+// TestDefect_ValueErrorRefusedRetryKeepsToken: the budget's retryer alone
+// (Converse without the middlewares) under cfg.RetryMaxAttempts = 5 holds
+// MaxAttempts = 2 by refusing the second retry in RetryDelay, "refunding
+// the retry token the SDK would drop". With an attempt error that is not a
+// pointer, the token is not tracked, so the refused retry's 14 tokens are
+// lost: the bucket ends 14 lower than with a pointer error (and than the
+// bare SDK's own limit leaves it).
+func TestDefect_ValueErrorRefusedRetryKeepsToken(t *testing.T) {
+	srv := newServer(t)
+	bucket := backoff.NewTokenBucket(100)
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2; b.Bucket = bucket })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+	cfg.RetryMaxAttempts = 5
+	fail, n := failEveryAttempt(busyValueError{"Busy"})
+	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(fail)))
+	if err == nil || n.Load() != 2 {
+		t.Fatalf("%d attempts, err %v; want the budget's 2 and an error", n.Load(), err)
+	}
+	if got, want := bucket.Available(), uint(100-backoff.DefaultRetryCost); got != want {
+		t.Errorf("bucket holds %d, want %d (the retry made keeps its cost; the refused one gives its token back)", got, want)
+	}
+}
+
+// TestDefect_ValueErrorDelayReplacedNotRefused: README: config-wide, a
+// wrapper that replaces the budget's delays (retry.AddWithMaxBackoffDelay)
+// "is refused" at its first retry, naming the fix. With an attempt error
+// that is not a pointer, the retry is made with the wrapper's delay, and
+// every further one too: the budget's delays are silently replaced.
+func TestDefect_ValueErrorDelayReplacedNotRefused(t *testing.T) {
+	srv := newServer(t)
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3; b.Bucket = backoff.NewTokenBucket(100) })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(b.NewStandard(), 1) }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
+	fail, n := failEveryAttempt(busyValueError{"Busy"})
+	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(fail)))
+	if n.Load() != 1 || err == nil || !strings.Contains(err.Error(), "use budget.NewStandard() unwrapped") {
+		t.Errorf("%d attempts, err %v; want 1 attempt, the first retry refused naming budget.NewStandard()", n.Load(), err)
+	}
+}
+
+// TestDefect_WithBedrockDropsWrapperBudgetAccepts: a wrapper that asks the
+// budget's RetryDelay with the error wrapped "still counts as the budget's
+// delay" (config-wide, its retries are made as the budget says), and
+// retry.AddWithErrorCodes around the budget's retryer is "fine". Yet
+// WithBedrock(WithBudget(b)) at construction takes the same retryer for
+// another (backoff.Of asks RetryDelay with an unwrapped probe) and silently
+// replaces it with budget.NewStandard(): the user's retryable error code
+// is dropped, and the call that config-wide is retried 3 times is not
+// retried at all.
+func TestDefect_WithBedrockDropsWrapperBudgetAccepts(t *testing.T) {
+	for _, construction := range []bool{false, true} {
+		srv := newServer(t)
+		srv.SetDefault(fake.Response{Status: 400, ErrorType: "BusyException", ErrorMessage: "busy"})
+		b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3 })
+		cfg := testConfig(srv, 0)
+		cfg.Retryer = func() aws.Retryer { return retry.AddWithErrorCodes(wrapsDelayErr{b.NewStandard()}, "BusyException") }
+		var c *bedrockruntime.Client
+		if construction {
+			c = bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
+		} else {
+			middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
+			c = bedrockruntime.NewFromConfig(cfg)
+		}
+		err := converse(context.Background(), c)
+		if srv.CallCount() != 3 {
+			t.Errorf("WithBedrock at construction %v: %d attempts, err %v; want the budget's 3 (the client's retryer kept: BusyException is retryable)",
+				construction, srv.CallCount(), err)
+		}
+	}
+}
+
+// TestDefect_RetryStreamBudgetStopIsTwoLines: README: "When the budget
+// stops a call, the error is one line, a *backoff.ExhaustedError";
+// RetryStream: "When the budget stops retries, the error is an
+// *ExhaustedError". Inside RetryStream, a client whose retryer is the
+// budget's (no streamstatus middlewares: RetryStream gives the call its
+// state) is stopped by the budget's MaxAttempts in the SDK's retry loop,
+// which joins the refusal to the attempt's error; RetryStream returns that
+// as it is: not an *ExhaustedError, and two lines.
+func TestDefect_RetryStreamBudgetStopIsTwoLines(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Status: 503, ErrorType: "ServiceUnavailableException", ErrorMessage: "busy"})
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2 })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+	cfg.RetryMaxAttempts = 5 // the budget, not the SDK's count, stops the call
+	err := backoff.RetryStream(context.Background(), b, openInvoke(bedrockruntime.NewFromConfig(cfg)),
+		func(types.ResponseStream) error { return nil })
+	var ex *backoff.ExhaustedError
+	if srv.CallCount() != 2 || !errors.As(err, &ex) {
+		t.Fatalf("%d attempts, err %v; want the budget's 2 and an *ExhaustedError", srv.CallCount(), err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("err (%T inside) is not one line:\n%s", errors.Unwrap(err), err)
+	}
+}
