@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -138,5 +139,71 @@ func TestDefect_RetryStreamBudgetStopIsTwoLines(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("err (%T inside) is not one line:\n%s", errors.Unwrap(err), err)
+	}
+}
+
+// TestDefect_RetryerAloneQuotaStopNotExhausted: README: "When the budget
+// stops a call, the error is one line, a *backoff.ExhaustedError ... Only
+// the budget's retryer alone, on an operation without the middlewares,
+// with nothing lifting the SDK's own count, ends with the SDK's
+// *retry.MaxAttemptsError instead". The budget's retryer alone stopped by
+// its retry quota (an empty bucket) ends with the SDK's join of the
+// attempt's error and "failed to get rate limit token": two lines, no
+// *ExhaustedError (the attempts case on the same path is one).
+func TestDefect_RetryerAloneQuotaStopNotExhausted(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Status: 503, ErrorType: "ServiceUnavailableException", ErrorMessage: "busy"})
+	b := immediateBudget(func(b *backoff.Budget) { b.Bucket = backoff.NewTokenBucket(backoff.DefaultRetryCost - 1) })
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return b.NewStandard() }
+	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg))
+	var qe *backoff.QuotaExceededError
+	if srv.CallCount() != 1 || !errors.As(err, &qe) {
+		t.Fatalf("%d attempts, err %v; want 1 attempt stopped by the retry quota", srv.CallCount(), err)
+	}
+	var ex *backoff.ExhaustedError
+	if !errors.As(err, &ex) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("the budget's quota stopped the call: err %v; want one line, a *backoff.ExhaustedError (retry quota)", err)
+	}
+}
+
+// TestDefect_RetryStreamRerunRefusedKeepsToken: RetryStream: "A retry
+// that would begin past MaxElapsed after all ... is not made either. A
+// retry not made gives its tokens back." When the rerun reaches the
+// budget's retryer past the approved deadline (open took its time before
+// calling the client), the retryer refuses the attempt as waited too long,
+// but gives back only an SDK retry token: RetryStream's own token for the
+// rerun is lost although no attempt was sent, and the error blames a
+// retryer wrapper (retry.AddWithMaxBackoffDelay) the client does not have.
+func TestDefect_RetryStreamRerunRefusedKeepsToken(t *testing.T) {
+	content, _ := invokeStream.content(2, "partial")
+	broken := fake.Response{Steps: steps(content, []fake.Step{fake.Exception("serviceUnavailableException", "busy")})}
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv := newServer(t)
+	srv.Enqueue(broken, fake.Response{Steps: clean})
+	bucket := backoff.NewTokenBucket(100)
+	if _, err := bucket.GetToken(context.Background(), 50); err != nil {
+		t.Fatal(err)
+	}
+	b := immediateBudget(func(b *backoff.Budget) { b.Bucket = bucket; b.MaxElapsed = 300 * time.Millisecond })
+	open := openInvoke(budgetClient(srv, b, "standard"))
+	opens := 0
+	err := backoff.RetryStream(context.Background(), b, func(ctx context.Context) (backoff.Stream[types.ResponseStream], error) {
+		if opens++; opens == 2 {
+			time.Sleep(400 * time.Millisecond) // the caller's own work before the call
+		}
+		return open(ctx)
+	}, func(types.ResponseStream) error { return nil },
+		func(o *backoff.StreamOptions) { o.Reset = func(int, error) error { return nil } })
+	var ex *backoff.ExhaustedError
+	if srv.CallCount() != 1 || !errors.As(err, &ex) || ex.Reason != "elapsed time" {
+		t.Fatalf("%d server calls, err %v; want 1 and the rerun refused for elapsed time", srv.CallCount(), err)
+	}
+	if strings.Contains(err.Error(), "AddWithMaxBackoffDelay") {
+		t.Errorf("err blames a retryer wrapper the client does not have (its retryer is budget.NewStandard()): %v", err)
+	}
+	if got, want := bucket.Available(), uint(50+backoff.DefaultSuccessRefund); got != want {
+		t.Errorf("bucket holds %d tokens; want %d (the first attempt's refund; the retry not made gives its %d back)",
+			got, want, backoff.DefaultRetryCost)
 	}
 }
