@@ -207,3 +207,38 @@ func TestDefect_RetryStreamRerunRefusedKeepsToken(t *testing.T) {
 			got, want, backoff.DefaultRetryCost)
 	}
 }
+
+// TestDefect_PerCallWithBedrockDropsRetryMaxAttempts: cfg.RetryMaxAttempts
+// = 2 under a budget of 4, and a config-wide retryer wrapper that replaces
+// the budget's delays, which WithBedrock(WithBudget(b)) replaces with
+// budget.NewStandard(). At construction the SDK wraps the new retryer in
+// the client's RetryMaxAttempts again: 2 attempts. Per call, it does not
+// (the SDK re-wraps only a per-call RetryMaxAttempts that differs from the
+// client's), so the user's limit of 2 silently becomes the budget's 4.
+func TestDefect_PerCallWithBedrockDropsRetryMaxAttempts(t *testing.T) {
+	for _, perCall := range []bool{false, true} {
+		srv := newServer(t)
+		srv.SetDefault(fake.Response{Status: 503, ErrorType: "ServiceUnavailableException", ErrorMessage: "busy"})
+		b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 4 })
+		cfg := testConfig(srv, 0)
+		cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(b.NewStandard(), 1) }
+		cfg.RetryMaxAttempts = 2
+		var err error
+		if perCall {
+			_, err = bedrockruntime.NewFromConfig(cfg).Converse(context.Background(), y1ConverseInput(), middleware.WithBedrock(middleware.WithBudget(b)))
+		} else {
+			err = converse(context.Background(), bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b))))
+		}
+		if srv.CallCount() != 2 {
+			t.Errorf("per call %v: %d attempts, err %v; want 2 (cfg.RetryMaxAttempts, below the budget's 4)", perCall, srv.CallCount(), err)
+		}
+	}
+}
+
+func y1ConverseInput() *bedrockruntime.ConverseInput {
+	return &bedrockruntime.ConverseInput{
+		ModelId: aws.String("anthropic.claude-test"),
+		Messages: []types.Message{{Role: types.ConversationRoleUser,
+			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}},
+	}
+}
