@@ -242,3 +242,29 @@ func y1ConverseInput() *bedrockruntime.ConverseInput {
 			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}},
 	}
 }
+
+// TestDefect_RetryStreamSharedBucketRefundsTwice: "Share a bucket between
+// budgets by setting the same bucket"; RetryStream counts the bucket as
+// one call: "one refund for a first attempt that succeeds". A client under
+// budget b2 and RetryStream under budget b, sharing one bucket: a healthy
+// stream refunds the bucket twice (b2's retryer for the first attempt,
+// then RetryStream, which sees no retryer of b).
+func TestDefect_RetryStreamSharedBucketRefundsTwice(t *testing.T) {
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv := newServer(t)
+	srv.Enqueue(fake.Response{Steps: clean})
+	bucket := backoff.NewTokenBucket(100)
+	if _, err := bucket.GetToken(context.Background(), 50); err != nil {
+		t.Fatal(err)
+	}
+	clientBudget := immediateBudget(func(b *backoff.Budget) { b.Bucket = bucket })
+	streamBudget := immediateBudget(func(b *backoff.Budget) { b.Bucket = bucket; b.MaxAttempts = 5 })
+	err := backoff.RetryStream(context.Background(), streamBudget, openInvoke(budgetClient(srv, clientBudget, "standard")),
+		func(types.ResponseStream) error { return nil })
+	if err != nil || srv.CallCount() != 1 {
+		t.Fatalf("err %v, %d server calls; want success at once", err, srv.CallCount())
+	}
+	if got, want := bucket.Available(), uint(50+backoff.DefaultSuccessRefund); got != want {
+		t.Errorf("shared bucket holds %d tokens; want %d (one refund for the one successful call)", got, want)
+	}
+}
