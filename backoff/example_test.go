@@ -212,3 +212,16 @@ func ExampleBudget_NewAdaptive() {
 	}
 	// Output: elapsed time 1 calls: 1 waited: false
 }
+
+// A budget that cannot be used fails the first call of every retryer and
+// RetryStream built from it, and WithBudget; Validate says why at once.
+func ExampleBudget_Validate() {
+	budget := backoff.NewBudget(func(b *backoff.Budget) { b.MaxElapsed = -30 * time.Second })
+	fmt.Println(budget.Validate())
+	fmt.Println((&backoff.Budget{MaxAttempts: 2}).Validate() != nil) // not built by NewBudget
+	fmt.Println(backoff.NewBudget().Validate())
+	// Output:
+	// streamstatus: budget MaxElapsed is -30s; set a positive duration, or 0 for no limit
+	// true
+	// <nil>
+}
