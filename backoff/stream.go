@@ -56,7 +56,12 @@ type StreamOptions struct {
 // returned (to where they came from) when the run it paid for succeeds at
 // its first attempt and to the end of its stream. The first attempt of such
 // a run refunds no SuccessRefund. Failures of open have already been
-// through the SDK's retryer and are returned as they are.
+// through the SDK's retryer and are returned as they are, except one that
+// holds the budget's refusal (an *ExhaustedError, or the SDK's
+// *retry.MaxAttemptsError once the call's attempts reached MaxAttempts):
+// that is returned alone, an *ExhaustedError, as CallStart returns it,
+// without open's own wrapping (the SDK's retry loop joins a refusal to the
+// attempt's error).
 //
 // A failure after events were delivered is retried only when opts set
 // Reset. Before a retry, RetryStream asks in this order: the budget's
@@ -177,7 +182,10 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, final bool, err error) {
 	stream, err := open(ctx)
 	if err != nil {
-		return 0, true, err // the SDK's retryer has had its say
+		// The SDK's retryer has had its say. The SDK's retry loop joins a
+		// budget's refusal to the attempt's error (two lines): the
+		// refusal is the error, alone, as CallStart returns it.
+		return 0, true, callFrom(ctx).exhaustedAlone(err)
 	}
 	defer stream.Close()
 	for ev := range stream.Events() {
