@@ -69,8 +69,10 @@ type StreamOptions struct {
 // past MaxElapsed is not made), then Reset, then the bucket for a token,
 // then the elapsed time again (Reset may have taken long), and only then
 // waits; a Reset that refuses costs neither token nor wait. A retry that
-// would begin past MaxElapsed after all (a slow Notify) is not made either.
-// A retry not made gives its tokens back. Errors from deliver stop
+// would begin past MaxElapsed after all (a slow Notify, or open's own work
+// before it calls a client with b's retryer, which then refuses the run's
+// first attempt for the elapsed time) is not made either. A retry not made
+// gives its tokens back. Errors from deliver stop
 // RetryStream and are returned as they are.
 //
 // When the budget stops retries, the error is an *ExhaustedError wrapping
@@ -99,8 +101,14 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 		before := c.attempts.Load()
 		c.rerun.Store(opens > 1) // a budget's retryer makes no success refund for this run's first attempt
 		delivered, final, err := runStream(ctx, open, deliver)
-		c.rerun.Store(false)
+		// A budget's retryer took the flag (at its first attempt) but
+		// counted no attempt: it refused to send the run's first attempt.
+		refused := opens > 1 && !c.rerun.Swap(false)
 		made := c.attempts.Load() - before
+		if made == 0 && refused && final {
+			_ = release() // no retry was made
+			return err
+		}
 		if made == 0 {
 			c.attempts.Add(1) // open made no attempt through a budget's retryer
 		}
