@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -51,11 +52,17 @@ type StreamOptions struct {
 // gets it back only if the attempt it paid for succeeds. b's retryer counts
 // the attempts inside open as usual (the first attempt's refund comes with
 // its response, before the stream, as for any stream call); RetryStream
-// refunds the first attempt when no retryer of b did, pays for its own
-// retries, and gives a retry's tokens back through the release GetToken
-// returned (to where they came from) when the run it paid for succeeds at
-// its first attempt and to the end of its stream. The first attempt of such
-// a run refunds no SuccessRefund. Failures of open have already been
+// refunds the first attempt when no budget's retryer refunded b's bucket
+// (the retryer of another budget sharing b's Bucket counts as b's: the
+// bucket gets one refund), pays for its own retries, and gives a retry's
+// tokens back through the release GetToken returned (to where they came
+// from) when the run it paid for succeeds at its first attempt and to the
+// end of its stream. The first attempt of such a run refunds no
+// SuccessRefund. RetryStream sees only retryers built by a budget
+// (NewStandard, NewAdaptive): a client retryer that refunds b's bucket
+// without being one, such as retry.NewStandard(b.StandardOptions), is
+// invisible to it, and a call that succeeds at once is then refunded twice
+// (use b.NewStandard() instead). Failures of open have already been
 // through the SDK's retryer and are returned as they are, except one that
 // holds the budget's refusal (an *ExhaustedError, or the SDK's
 // *retry.MaxAttemptsError once the call's attempts reached MaxAttempts):
@@ -125,7 +132,7 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 			case made > 1: // this run's first attempt failed
 			case opens > 1:
 				_ = release() // where they came from
-			case made == 1 && c.retryer.Load() == b: // b's retryer has refunded it
+			case made == 1 && sameBucket(c.retryer.Load(), b): // the budget's retryer has refunded it
 			default:
 				_ = b.Bucket.AddTokens(b.SuccessRefund)
 			}
@@ -183,6 +190,20 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 				detail: fmt.Sprintf("attempt %d would begin past %v (Notify or the wait took longer than the budget's delay)", attempts+1, b.MaxElapsed)}
 		}
 	}
+}
+
+// sameBucket reports whether used, the budget whose retryer made a call's
+// attempts (nil if none did), refunds b's bucket: b itself, or a budget
+// sharing its bucket. A bucket that is not comparable is the same only as
+// b's own budget.
+func sameBucket(used, b *Budget) bool {
+	switch {
+	case used == nil:
+		return false
+	case used == b:
+		return true
+	}
+	return reflect.ValueOf(used.Bucket).Comparable() && used.Bucket == b.Bucket
 }
 
 // runStream runs one attempt: open, then deliver every event. final is
