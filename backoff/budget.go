@@ -243,7 +243,12 @@ func (b *Budget) NewAdaptive(optFns ...func(*retry.AdaptiveModeOptions)) aws.Ret
 // budget's retryer or the SDK's retry loop, counting the same MaxAttempts,
 // stopped it first. The budget's retryer alone (no middlewares on the
 // operation) still holds MaxAttempts, but when nothing lifts the SDK's own
-// count the SDK stops the call first, with its *retry.MaxAttemptsError.
+// count the SDK stops the call first, with its *retry.MaxAttemptsError;
+// and when its retry quota stops such a call, the error is the SDK's
+// errors.Join of the last attempt's error and the bucket's (which unwraps
+// to the *QuotaExceededError), not an *ExhaustedError: the SDK's retry
+// loop joins whatever GetRetryToken returns, and without call state
+// nothing outside it takes the join apart.
 type ExhaustedError struct {
 	// Reason is "attempts", "elapsed time" or "retry quota".
 	Reason string
