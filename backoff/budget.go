@@ -243,7 +243,12 @@ func (b *Budget) NewAdaptive(optFns ...func(*retry.AdaptiveModeOptions)) aws.Ret
 // budget's retryer or the SDK's retry loop, counting the same MaxAttempts,
 // stopped it first. The budget's retryer alone (no middlewares on the
 // operation) still holds MaxAttempts, but when nothing lifts the SDK's own
-// count the SDK stops the call first, with its *retry.MaxAttemptsError.
+// count the SDK stops the call first, with its *retry.MaxAttemptsError;
+// and when its retry quota stops such a call, the error is the SDK's
+// errors.Join of the last attempt's error and the bucket's (which unwraps
+// to the *QuotaExceededError), not an *ExhaustedError: the SDK's retry
+// loop joins whatever GetRetryToken returns, and without call state
+// nothing outside it takes the join apart.
 type ExhaustedError struct {
 	// Reason is "attempts", "elapsed time" or "retry quota".
 	Reason string
@@ -409,7 +414,8 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 	}
 	c.begin(b)
 	c.retryer.Store(b)
-	if c.rerun.Swap(false) {
+	rerun := c.rerun.Swap(false)
+	if rerun {
 		// The first attempt of a call RetryStream runs again is a retry
 		// RetryStream took tokens for, and gets them back if it succeeds:
 		// not the success refund of a call's first attempt too.
@@ -429,9 +435,18 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 	if pending != nil && !time.Now().Before(pending.deadline) {
 		token.refund()
 		attempts := int(c.attempts.Load())
-		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err,
-			detail: fmt.Sprintf("attempt %d would begin past %v; the client waited longer than the budget's delay "+
-				"(a retryer wrapper such as retry.AddWithMaxBackoffDelay replaces it: use budget.NewStandard() unwrapped)", attempts+1, b.MaxElapsed)}
+		detail := fmt.Sprintf("attempt %d would begin past %v; the client waited longer than the budget's delay "+
+			"(a retryer wrapper such as retry.AddWithMaxBackoffDelay replaces it: use budget.NewStandard() unwrapped)", attempts+1, b.MaxElapsed)
+		if rerun {
+			// RetryStream approved this run and waited the budget's
+			// delay: what came after (open's own work before calling
+			// the client) took the rest. RetryStream gives its tokens
+			// back.
+			detail = fmt.Sprintf("attempt %d would begin past %v: %v elapsed since the call's start "+
+				"(open's own work before calling the client outlasted what the budget had left)",
+				attempts+1, b.MaxElapsed, b.Now().Sub(c.startTime()).Round(time.Millisecond))
+		}
+		return nil, &ExhaustedError{Reason: "elapsed time", Attempts: attempts, Err: pending.err, detail: detail}
 	}
 	// The wait before an SDK retry must be the budget's: a client whose
 	// retryer answered RetryDelay itself waited another delay.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -51,12 +52,23 @@ type StreamOptions struct {
 // gets it back only if the attempt it paid for succeeds. b's retryer counts
 // the attempts inside open as usual (the first attempt's refund comes with
 // its response, before the stream, as for any stream call); RetryStream
-// refunds the first attempt when no retryer of b did, pays for its own
-// retries, and gives a retry's tokens back through the release GetToken
-// returned (to where they came from) when the run it paid for succeeds at
-// its first attempt and to the end of its stream. The first attempt of such
-// a run refunds no SuccessRefund. Failures of open have already been
-// through the SDK's retryer and are returned as they are.
+// refunds the first attempt when no budget's retryer refunded b's bucket
+// (the retryer of another budget sharing b's Bucket counts as b's: the
+// bucket gets one refund), pays for its own retries, and gives a retry's
+// tokens back through the release GetToken returned (to where they came
+// from) when the run it paid for succeeds at its first attempt and to the
+// end of its stream. The first attempt of such a run refunds no
+// SuccessRefund. RetryStream sees only retryers built by a budget
+// (NewStandard, NewAdaptive): a client retryer that refunds b's bucket
+// without being one, such as retry.NewStandard(b.StandardOptions), is
+// invisible to it, and a call that succeeds at once is then refunded twice
+// (use b.NewStandard() instead). Failures of open have already been
+// through the SDK's retryer and are returned as they are, except one that
+// holds the budget's refusal (an *ExhaustedError, or the SDK's
+// *retry.MaxAttemptsError once the call's attempts reached MaxAttempts):
+// that is returned alone, an *ExhaustedError, as CallStart returns it,
+// without open's own wrapping (the SDK's retry loop joins a refusal to the
+// attempt's error).
 //
 // A failure after events were delivered is retried only when opts set
 // Reset. Before a retry, RetryStream asks in this order: the budget's
@@ -64,8 +76,10 @@ type StreamOptions struct {
 // past MaxElapsed is not made), then Reset, then the bucket for a token,
 // then the elapsed time again (Reset may have taken long), and only then
 // waits; a Reset that refuses costs neither token nor wait. A retry that
-// would begin past MaxElapsed after all (a slow Notify) is not made either.
-// A retry not made gives its tokens back. Errors from deliver stop
+// would begin past MaxElapsed after all (a slow Notify, or open's own work
+// before it calls a client with b's retryer, which then refuses the run's
+// first attempt for the elapsed time) is not made either. A retry not made
+// gives its tokens back. Errors from deliver stop
 // RetryStream and are returned as they are.
 //
 // When the budget stops retries, the error is an *ExhaustedError wrapping
@@ -94,8 +108,14 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 		before := c.attempts.Load()
 		c.rerun.Store(opens > 1) // a budget's retryer makes no success refund for this run's first attempt
 		delivered, final, err := runStream(ctx, open, deliver)
-		c.rerun.Store(false)
+		// A budget's retryer took the flag (at its first attempt) but
+		// counted no attempt: it refused to send the run's first attempt.
+		refused := opens > 1 && !c.rerun.Swap(false)
 		made := c.attempts.Load() - before
+		if made == 0 && refused && final {
+			_ = release() // no retry was made
+			return err
+		}
 		if made == 0 {
 			c.attempts.Add(1) // open made no attempt through a budget's retryer
 		}
@@ -112,7 +132,7 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 			case made > 1: // this run's first attempt failed
 			case opens > 1:
 				_ = release() // where they came from
-			case made == 1 && c.retryer.Load() == b: // b's retryer has refunded it
+			case made == 1 && sameBucket(c.retryer.Load(), b): // the budget's retryer has refunded it
 			default:
 				_ = b.Bucket.AddTokens(b.SuccessRefund)
 			}
@@ -172,12 +192,29 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	}
 }
 
+// sameBucket reports whether used, the budget whose retryer made a call's
+// attempts (nil if none did), refunds b's bucket: b itself, or a budget
+// sharing its bucket. A bucket that is not comparable is the same only as
+// b's own budget.
+func sameBucket(used, b *Budget) bool {
+	switch {
+	case used == nil:
+		return false
+	case used == b:
+		return true
+	}
+	return reflect.ValueOf(used.Bucket).Comparable() && used.Bucket == b.Bucket
+}
+
 // runStream runs one attempt: open, then deliver every event. final is
 // true when err must be returned as it is (open or deliver failed).
 func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, final bool, err error) {
 	stream, err := open(ctx)
 	if err != nil {
-		return 0, true, err // the SDK's retryer has had its say
+		// The SDK's retryer has had its say. The SDK's retry loop joins a
+		// budget's refusal to the attempt's error (two lines): the
+		// refusal is the error, alone, as CallStart returns it.
+		return 0, true, callFrom(ctx).exhaustedAlone(err)
 	}
 	defer stream.Close()
 	for ev := range stream.Events() {

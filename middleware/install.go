@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -69,6 +70,14 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
 			o.Retryer = r.budget.NewStandard()
+			// Per call, the SDK does not wrap a replaced retryer in the
+			// client's RetryMaxAttempts again (only a per-call value that
+			// differs): keep the user's limit here. At construction the
+			// SDK wraps it once more with the same value, which changes
+			// nothing.
+			if o.RetryMaxAttempts > 0 {
+				o.Retryer = retry.AddWithMaxAttempts(o.Retryer, o.RetryMaxAttempts)
+			}
 		}
 	}
 }

@@ -114,7 +114,9 @@ func WithReadAheadLimit(n int) Option {
 //
 // With WithBedrock, the client's retryer becomes budget.NewStandard()
 // (unless it already is a retryer of this budget, for example
-// budget.NewAdaptive() set as aws.Config.Retryer). With APIOption and
+// budget.NewAdaptive() set as aws.Config.Retryer), under the client's
+// RetryMaxAttempts when it has one, at construction and per call alike (a
+// limit below MaxAttempts still holds). With APIOption and
 // AppendMiddlewares, which cannot reach a client's retryer, set it yourself:
 //
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
