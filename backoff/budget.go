@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -334,11 +333,13 @@ func (t *retryToken) refund() {
 	}
 }
 
-// track records t for RetryDelay. An error that is not a pointer cannot be
-// matched safely (== panics on some values): its token counts as delayed
-// by the budget, since nothing can tell.
+// track records t for RetryDelay. An error that does not equal itself (==
+// panics on a value holding a slice, map or func, and NaN is unequal)
+// cannot be found again: its token counts as delayed by the budget, since
+// nothing can tell, and is not given back when RetryDelay refuses its
+// retry.
 func (r *retryer) track(t *retryToken) {
-	if v := reflect.ValueOf(t.err); v.Kind() != reflect.Pointer {
+	if !same(t.err, t.err) {
 		t.delayed.Store(true)
 		return
 	}
@@ -367,11 +368,11 @@ func (r *retryer) untrack(err error, t *retryToken) *retryToken {
 }
 
 // holds reports whether target is err or in err's Unwrap chain, by
-// identity only (errors.Is would also ask Is methods, which may match
-// another call's error). target is a pointer, so == never panics.
+// identity for pointers, by value for other errors (==; errors.Is would
+// also ask Is methods, which may match another call's error).
 func holds(err, target error) bool {
 	for err != nil {
-		if err == target {
+		if same(err, target) {
 			return true
 		}
 		switch u := err.(type) {
@@ -389,6 +390,13 @@ func holds(err, target error) bool {
 		}
 	}
 	return false
+}
+
+// same reports a == b, false where == panics (two values of one type
+// holding a slice, map or func).
+func same(a, b error) (eq bool) {
+	defer func() { _ = recover() }()
+	return a == b
 }
 
 // Budget returns the budget the retryer enforces.
