@@ -471,7 +471,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 
 func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	b := r.budget
-	if p, ok := opErr.(*probe); ok {
+	if p := probeIn(opErr); p != nil {
 		p.budget = b
 		return nil, p
 	}
@@ -519,7 +519,7 @@ var errRerun = errors.New("streamstatus: first attempt of a call RetryStream run
 // retry.AddWithMaxAttempts that lifts the limit), it refuses the retry and
 // gives back the token GetRetryToken took for it.
 func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
-	if p, ok := err.(*probe); ok {
+	if p := probeIn(err); p != nil {
 		p.budget = r.budget
 		return 0, p
 	}
@@ -744,7 +744,9 @@ func UsedBudget(ctx context.Context) *Budget {
 // client adds itself for cfg.RetryMaxAttempts, and which the budget's own
 // MaxAttempts bounds anyway) and retry.AddWithErrorCodes: a wrapper that
 // replaces how long, or whether, the client waits before a retry (such as
-// retry.AddWithMaxBackoffDelay) is not the budget's retryer.
+// retry.AddWithMaxBackoffDelay) is not the budget's retryer. A wrapper
+// that passes the error on wrapped (or wraps the answer) still leaves the
+// decision to the budget, as the budget's retryer itself counts it.
 //
 // It asks r, without side effects on a budget's retryer: the three methods
 // that decide a retry and its wait (GetAttemptToken, GetRetryToken and
@@ -760,7 +762,7 @@ func Of(r aws.Retryer) *Budget {
 		return nil
 	}
 	p := &probe{}
-	if _, err := r.RetryDelay(1, p); err != error(p) || p.budget == nil {
+	if _, err := r.RetryDelay(1, p); !holds(err, p) || p.budget == nil {
 		return nil
 	}
 	b := p.budget
@@ -769,19 +771,29 @@ func Of(r aws.Retryer) *Budget {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), probeKey{}, p))
 	cancel()
 	p.budget = nil
-	if _, err := v2.GetRetryToken(ctx, p); err != error(p) || p.budget != b {
+	if _, err := v2.GetRetryToken(ctx, p); !holds(err, p) || p.budget != b {
 		return nil
 	}
 	p.budget = nil
-	if _, err := v2.GetAttemptToken(ctx); err != error(p) || p.budget != b {
+	if _, err := v2.GetAttemptToken(ctx); !holds(err, p) || p.budget != b {
 		return nil
 	}
 	return b
 }
 
 // probe is the question Of asks a retryer; a budget's retryer answers it
-// with its budget and the probe as the error.
+// with its budget and the probe as the error. A wrapper may pass it on
+// wrapped, or wrap the answer: the probe is found in either.
 type probe struct{ budget *Budget }
+
+// probeIn returns the probe in err's chain, or nil.
+func probeIn(err error) *probe {
+	var p *probe
+	if errors.As(err, &p) {
+		return p
+	}
+	return nil
+}
 
 func (*probe) Error() string { return "streamstatus: probe of the retryer (backoff.Of)" }
 
