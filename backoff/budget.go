@@ -302,15 +302,23 @@ type retryer struct {
 	aws.RetryerV2
 	budget *Budget
 
-	// tokens are the retry tokens GetRetryToken took whose RetryDelay has
-	// not come yet. The SDK's retry loop asks RetryDelay right after
-	// GetRetryToken, with the same error and no context: the error finds
-	// the token (a retryer serves every call of a client at once).
-	mu     sync.Mutex
-	tokens []*retryToken
+	// calls and loose are the retry tokens GetRetryToken took whose
+	// RetryDelay has not come yet. The SDK's retry loop asks RetryDelay
+	// right after GetRetryToken, with the same error and no context: the
+	// error finds the token (a retryer serves every call of a client at
+	// once). calls holds the tokens of calls with call state (one each):
+	// RetryDelay, the call's next attempt or its end takes each back, so
+	// they are bounded by the calls in flight, and none is dropped (its
+	// call could no longer tell that the client's retryer replaced the
+	// budget's delay). loose holds the others, needed only to give a
+	// token back when RetryDelay refuses its retry: at most maxTracked,
+	// the oldest dropped.
+	mu    sync.Mutex
+	calls []*retryToken
+	loose []*retryToken
 }
 
-// maxTracked bounds retryer.tokens. A token stays tracked only when the
+// maxTracked bounds retryer.loose. A token stays there only when the
 // client's retryer answers RetryDelay itself (a wrapper such as
 // retry.AddWithMaxBackoffDelay) on an operation without call state.
 const maxTracked = 256
@@ -320,6 +328,7 @@ const maxTracked = 256
 type retryToken struct {
 	err      error
 	release  func(error) error
+	owner    *retryer    // the retryer that tracked it; nil if never tracked
 	delayed  atomic.Bool // the budget's RetryDelay computed the wait before the retry
 	refunded atomic.Bool
 }
@@ -333,38 +342,55 @@ func (t *retryToken) refund() {
 	}
 }
 
-// track records t for RetryDelay. An error that does not equal itself (==
-// panics on a value holding a slice, map or func, and NaN is unequal)
-// cannot be found again: its token counts as delayed by the budget, since
-// nothing can tell, and is not given back when RetryDelay refuses its
-// retry.
-func (r *retryer) track(t *retryToken) {
+// track records t for RetryDelay, among the tokens of calls with call
+// state (held: the call's state holds t) or the others. An error
+// that does not equal itself (== panics on a value holding a slice, map
+// or func, and NaN is unequal) cannot be found again: its token counts as
+// delayed by the budget, since nothing can tell, and is not given back
+// when RetryDelay refuses its retry.
+func (r *retryer) track(t *retryToken, held bool) {
 	if !same(t.err, t.err) {
 		t.delayed.Store(true)
 		return
 	}
+	t.owner = r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.tokens) >= maxTracked {
-		r.tokens[0].delayed.Store(true) // forgotten: given the benefit of the doubt
-		r.tokens = slices.Delete(r.tokens, 0, 1)
+	if held {
+		r.calls = append(r.calls, t)
+		return
 	}
-	r.tokens = append(r.tokens, t)
+	if len(r.loose) >= maxTracked {
+		r.loose = slices.Delete(r.loose, 0, 1) // no call state checks its delay: only its refund is lost
+	}
+	r.loose = append(r.loose, t)
 }
 
 // untrack removes and returns the token taken for a retry after err (or
 // after an error err wraps: a wrapper may wrap it), or the token t (when
-// err is nil); nil if none is tracked.
+// err is nil); nil if none is tracked. t may be nil.
 func (r *retryer) untrack(err error, t *retryToken) *retryToken {
+	if r == nil {
+		return nil // t was never tracked
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := len(r.tokens) - 1; i >= 0; i-- {
-		if tt := r.tokens[i]; tt == t || (err != nil && holds(err, tt.err)) {
-			r.tokens = slices.Delete(r.tokens, i, i+1)
-			return tt
+	for _, tokens := range []*[]*retryToken{&r.calls, &r.loose} {
+		for i := len(*tokens) - 1; i >= 0; i-- {
+			if tt := (*tokens)[i]; tt == t || (err != nil && holds(err, tt.err)) {
+				*tokens = slices.Delete(*tokens, i, i+1)
+				return tt
+			}
 		}
 	}
 	return nil
+}
+
+// untrack removes t from its retryer's tokens; t may be nil.
+func (t *retryToken) untrack() {
+	if t != nil {
+		t.owner.untrack(nil, t)
+	}
 }
 
 // holds reports whether target is err or in err's Unwrap chain, by
@@ -429,9 +455,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 	}
 	pending := c.retry.Swap(nil)
 	token := c.token.Swap(nil) // the SDK's retry token for this attempt, if it is an SDK retry
-	if token != nil {
-		r.untrack(nil, token)
-	}
+	token.untrack()
 	// A retry the budget approved must begin by the call's deadline. A
 	// client that waited past it used another delay than the budget's.
 	if pending != nil && !time.Now().Before(pending.deadline) {
@@ -490,9 +514,9 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 		return release, err
 	}
 	t := &retryToken{err: opErr, release: release}
-	r.track(t)
+	r.track(t, c != nil)
 	if c != nil {
-		c.token.Store(t)
+		c.token.Swap(t).untrack() // a token left by an earlier SDK call sharing c
 	}
 	return release, nil
 }
@@ -622,9 +646,13 @@ type call struct {
 	attempts  atomic.Int32
 	retryer   atomic.Pointer[Budget]
 	retry     atomic.Pointer[approved]   // set by an SDK retryer's approval, taken by its next attempt
-	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt
+	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt or the call's end
 	rerun     atomic.Bool                // set by RetryStream while it runs the call again, taken by its first attempt
 }
+
+// end untracks the retry token an SDK retry loop left (its retry's sleep
+// was cancelled, or a wrapper's RetryDelay failed): no attempt takes it.
+func (c *call) end() { c.token.Swap(nil).untrack() }
 
 // begin starts the call's clock on b's clock, unless it runs already.
 func (c *call) begin(b *Budget) { c.startOnce.Do(func() { c.start = b.Now() }) }
@@ -697,6 +725,7 @@ func (callStartMiddleware) HandleInitialize(ctx context.Context, in smithymiddle
 ) {
 	ctx, c := withCall(ctx)
 	out, md, err := next.HandleInitialize(ctx, in)
+	c.end()
 	return out, md, c.exhaustedAlone(err)
 }
 
