@@ -312,7 +312,9 @@ type retryer struct {
 	// call could no longer tell that the client's retryer replaced the
 	// budget's delay). loose holds the others, needed only to give a
 	// token back when RetryDelay refuses its retry: at most maxTracked,
-	// the oldest dropped.
+	// the oldest dropped. An error that is not a pointer is matched by
+	// value: equal errors of concurrent calls may take each other's token,
+	// of the same cost, each once.
 	mu    sync.Mutex
 	calls []*retryToken
 	loose []*retryToken
