@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -308,15 +307,25 @@ type retryer struct {
 	aws.RetryerV2
 	budget *Budget
 
-	// tokens are the retry tokens GetRetryToken took whose RetryDelay has
-	// not come yet. The SDK's retry loop asks RetryDelay right after
-	// GetRetryToken, with the same error and no context: the error finds
-	// the token (a retryer serves every call of a client at once).
-	mu     sync.Mutex
-	tokens []*retryToken
+	// calls and loose are the retry tokens GetRetryToken took whose
+	// RetryDelay has not come yet. The SDK's retry loop asks RetryDelay
+	// right after GetRetryToken, with the same error and no context: the
+	// error finds the token (a retryer serves every call of a client at
+	// once). calls holds the tokens of calls with call state (one each):
+	// RetryDelay, the call's next attempt or its end takes each back, so
+	// they are bounded by the calls in flight, and none is dropped (its
+	// call could no longer tell that the client's retryer replaced the
+	// budget's delay). loose holds the others, needed only to give a
+	// token back when RetryDelay refuses its retry: at most maxTracked,
+	// the oldest dropped. An error that is not a pointer is matched by
+	// value: equal errors of concurrent calls may take each other's token,
+	// of the same cost, each once.
+	mu    sync.Mutex
+	calls []*retryToken
+	loose []*retryToken
 }
 
-// maxTracked bounds retryer.tokens. A token stays tracked only when the
+// maxTracked bounds retryer.loose. A token stays there only when the
 // client's retryer answers RetryDelay itself (a wrapper such as
 // retry.AddWithMaxBackoffDelay) on an operation without call state.
 const maxTracked = 256
@@ -326,6 +335,7 @@ const maxTracked = 256
 type retryToken struct {
 	err      error
 	release  func(error) error
+	owner    *retryer    // the retryer that tracked it; nil if never tracked
 	delayed  atomic.Bool // the budget's RetryDelay computed the wait before the retry
 	refunded atomic.Bool
 }
@@ -339,44 +349,63 @@ func (t *retryToken) refund() {
 	}
 }
 
-// track records t for RetryDelay. An error that is not a pointer cannot be
-// matched safely (== panics on some values): its token counts as delayed
-// by the budget, since nothing can tell.
-func (r *retryer) track(t *retryToken) {
-	if v := reflect.ValueOf(t.err); v.Kind() != reflect.Pointer {
+// track records t for RetryDelay, among the tokens of calls with call
+// state (held: the call's state holds t) or the others. An error
+// that does not equal itself (== panics on a value holding a slice, map
+// or func, and NaN is unequal) cannot be found again: its token counts as
+// delayed by the budget, since nothing can tell, and is not given back
+// when RetryDelay refuses its retry.
+func (r *retryer) track(t *retryToken, held bool) {
+	if !same(t.err, t.err) {
 		t.delayed.Store(true)
 		return
 	}
+	t.owner = r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.tokens) >= maxTracked {
-		r.tokens[0].delayed.Store(true) // forgotten: given the benefit of the doubt
-		r.tokens = slices.Delete(r.tokens, 0, 1)
+	if held {
+		r.calls = append(r.calls, t)
+		return
 	}
-	r.tokens = append(r.tokens, t)
+	if len(r.loose) >= maxTracked {
+		r.loose = slices.Delete(r.loose, 0, 1) // no call state checks its delay: only its refund is lost
+	}
+	r.loose = append(r.loose, t)
 }
 
 // untrack removes and returns the token taken for a retry after err (or
 // after an error err wraps: a wrapper may wrap it), or the token t (when
-// err is nil); nil if none is tracked.
+// err is nil); nil if none is tracked. t may be nil.
 func (r *retryer) untrack(err error, t *retryToken) *retryToken {
+	if r == nil {
+		return nil // t was never tracked
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := len(r.tokens) - 1; i >= 0; i-- {
-		if tt := r.tokens[i]; tt == t || (err != nil && holds(err, tt.err)) {
-			r.tokens = slices.Delete(r.tokens, i, i+1)
-			return tt
+	for _, tokens := range []*[]*retryToken{&r.calls, &r.loose} {
+		for i := len(*tokens) - 1; i >= 0; i-- {
+			if tt := (*tokens)[i]; tt == t || (err != nil && holds(err, tt.err)) {
+				*tokens = slices.Delete(*tokens, i, i+1)
+				return tt
+			}
 		}
 	}
 	return nil
 }
 
+// untrack removes t from its retryer's tokens; t may be nil.
+func (t *retryToken) untrack() {
+	if t != nil {
+		t.owner.untrack(nil, t)
+	}
+}
+
 // holds reports whether target is err or in err's Unwrap chain, by
-// identity only (errors.Is would also ask Is methods, which may match
-// another call's error). target is a pointer, so == never panics.
+// identity for pointers, by value for other errors (==; errors.Is would
+// also ask Is methods, which may match another call's error).
 func holds(err, target error) bool {
 	for err != nil {
-		if err == target {
+		if same(err, target) {
 			return true
 		}
 		switch u := err.(type) {
@@ -394,6 +423,13 @@ func holds(err, target error) bool {
 		}
 	}
 	return false
+}
+
+// same reports a == b, false where == panics (two values of one type
+// holding a slice, map or func).
+func same(a, b error) (eq bool) {
+	defer func() { _ = recover() }()
+	return a == b
 }
 
 // Budget returns the budget the retryer enforces.
@@ -427,9 +463,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 	}
 	pending := c.retry.Swap(nil)
 	token := c.token.Swap(nil) // the SDK's retry token for this attempt, if it is an SDK retry
-	if token != nil {
-		r.untrack(nil, token)
-	}
+	token.untrack()
 	// A retry the budget approved must begin by the call's deadline. A
 	// client that waited past it used another delay than the budget's.
 	if pending != nil && !time.Now().Before(pending.deadline) {
@@ -478,7 +512,7 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 
 func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	b := r.budget
-	if p, ok := opErr.(*probe); ok {
+	if p := probeIn(opErr); p != nil {
 		p.budget = b
 		return nil, p
 	}
@@ -497,9 +531,9 @@ func (r *retryer) GetRetryToken(ctx context.Context, opErr error) (func(error) e
 		return release, err
 	}
 	t := &retryToken{err: opErr, release: release}
-	r.track(t)
+	r.track(t, c != nil)
 	if c != nil {
-		c.token.Store(t)
+		c.token.Swap(t).untrack() // a token left by an earlier SDK call sharing c
 	}
 	return release, nil
 }
@@ -526,7 +560,7 @@ var errRerun = errors.New("streamstatus: first attempt of a call RetryStream run
 // retry.AddWithMaxAttempts that lifts the limit), it refuses the retry and
 // gives back the token GetRetryToken took for it.
 func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
-	if p, ok := err.(*probe); ok {
+	if p := probeIn(err); p != nil {
 		p.budget = r.budget
 		return 0, p
 	}
@@ -629,9 +663,13 @@ type call struct {
 	attempts  atomic.Int32
 	retryer   atomic.Pointer[Budget]
 	retry     atomic.Pointer[approved]   // set by an SDK retryer's approval, taken by its next attempt
-	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt
+	token     atomic.Pointer[retryToken] // the token an SDK retryer took for a retry, taken by its next attempt or the call's end
 	rerun     atomic.Bool                // set by RetryStream while it runs the call again, taken by its first attempt
 }
+
+// end untracks the retry token an SDK retry loop left (its retry's sleep
+// was cancelled, or a wrapper's RetryDelay failed): no attempt takes it.
+func (c *call) end() { c.token.Swap(nil).untrack() }
 
 // begin starts the call's clock on b's clock, unless it runs already.
 func (c *call) begin(b *Budget) { c.startOnce.Do(func() { c.start = b.Now() }) }
@@ -704,6 +742,7 @@ func (callStartMiddleware) HandleInitialize(ctx context.Context, in smithymiddle
 ) {
 	ctx, c := withCall(ctx)
 	out, md, err := next.HandleInitialize(ctx, in)
+	c.end()
 	return out, md, c.exhaustedAlone(err)
 }
 
@@ -751,7 +790,9 @@ func UsedBudget(ctx context.Context) *Budget {
 // client adds itself for cfg.RetryMaxAttempts, and which the budget's own
 // MaxAttempts bounds anyway) and retry.AddWithErrorCodes: a wrapper that
 // replaces how long, or whether, the client waits before a retry (such as
-// retry.AddWithMaxBackoffDelay) is not the budget's retryer.
+// retry.AddWithMaxBackoffDelay) is not the budget's retryer. A wrapper
+// that passes the error on wrapped (or wraps the answer) still leaves the
+// decision to the budget, as the budget's retryer itself counts it.
 //
 // It asks r, without side effects on a budget's retryer: the three methods
 // that decide a retry and its wait (GetAttemptToken, GetRetryToken and
@@ -767,7 +808,7 @@ func Of(r aws.Retryer) *Budget {
 		return nil
 	}
 	p := &probe{}
-	if _, err := r.RetryDelay(1, p); err != error(p) || p.budget == nil {
+	if _, err := r.RetryDelay(1, p); !holds(err, p) || p.budget == nil {
 		return nil
 	}
 	b := p.budget
@@ -776,19 +817,29 @@ func Of(r aws.Retryer) *Budget {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), probeKey{}, p))
 	cancel()
 	p.budget = nil
-	if _, err := v2.GetRetryToken(ctx, p); err != error(p) || p.budget != b {
+	if _, err := v2.GetRetryToken(ctx, p); !holds(err, p) || p.budget != b {
 		return nil
 	}
 	p.budget = nil
-	if _, err := v2.GetAttemptToken(ctx); err != error(p) || p.budget != b {
+	if _, err := v2.GetAttemptToken(ctx); !holds(err, p) || p.budget != b {
 		return nil
 	}
 	return b
 }
 
 // probe is the question Of asks a retryer; a budget's retryer answers it
-// with its budget and the probe as the error.
+// with its budget and the probe as the error. A wrapper may pass it on
+// wrapped, or wrap the answer: the probe is found in either.
 type probe struct{ budget *Budget }
+
+// probeIn returns the probe in err's chain, or nil.
+func probeIn(err error) *probe {
+	var p *probe
+	if errors.As(err, &p) {
+		return p
+	}
+	return nil
+}
 
 func (*probe) Error() string { return "streamstatus: probe of the retryer (backoff.Of)" }
 

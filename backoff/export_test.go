@@ -21,3 +21,11 @@ func CancelScript(b *RedisBucket, id string, n uint) (int64, uint, error) {
 }
 
 func answer(r scriptResult) (int64, uint, error) { return r.status, r.tokens, r.err }
+
+// Tracked returns how many retry tokens r, a budget's retryer, tracks.
+func Tracked(r any) int {
+	rr := r.(*retryer)
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return len(rr.calls) + len(rr.loose)
+}

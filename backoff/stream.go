@@ -102,6 +102,7 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	}
 	ctx, c := withCall(ctx)
 	c.begin(b)
+	defer c.end() // a call inside without CallStart may leave a retry token tracked
 	transient, throttle := b.Transient.exponential(0, b.Now), b.Throttle.exponential(0, b.Now)
 	release := func() error { return nil } // gives back the tokens of the last retry
 	for opens := 1; ; opens++ {
