@@ -134,11 +134,17 @@ func DefaultTables() []Table {
 }
 
 // Rule returns the rule for an exception type (or error code) of a service:
-// the service's own row if it has one, else the generic AWS row.
+// the service's own row if it has one, else the generic AWS row. The
+// generic rows are AWS codes: they do not apply to AnthropicServiceID,
+// whose types are a model provider's (an envelope type no Anthropic row
+// knows has no rule, whatever AWS code it spells).
 func (c *Classifier) Rule(serviceID, exceptionType string) (Rule, bool) {
 	key := strings.ToLower(exceptionType)
 	if r, ok := c.services[serviceID][key]; ok {
 		return r, true
+	}
+	if serviceID == AnthropicServiceID {
+		return Rule{}, false
 	}
 	r, ok := c.generic[key]
 	return r, ok

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	smithy "github.com/aws/smithy-go"
 
@@ -62,13 +65,14 @@ func (c *Classifier) chunkEnvelope(s Stream, f *framing.Frame) *smithyext.Status
 // chunkBytes returns the decoded base64 of the "bytes" member of a chunk
 // payload ({"bytes":"<base64>"}), read as the SDK's decoder reads it: the
 // payload's first JSON value only (what follows it is never read), and of
-// a repeated "bytes" member the last that is not null.
+// a repeated "bytes" member the last (not null, on the SDK generation that
+// skips null members: sdkSkipsNullMembers).
 func chunkBytes(payload []byte) ([]byte, bool) {
 	var obj json.RawMessage // the first JSON value, validated
 	if json.NewDecoder(bytes.NewReader(payload)).Decode(&obj) != nil {
 		return nil, false
 	}
-	raw, ok := lastMember(obj, "bytes")
+	raw, ok := lastMember(obj, "bytes", sdkSkipsNullMembers)
 	if !ok {
 		return nil, false
 	}
@@ -80,18 +84,29 @@ func chunkBytes(payload []byte) ([]byte, bool) {
 }
 
 // lastMember returns the value of the last member of the JSON object obj
-// whose key, unescaped, is exactly key and whose value is not null. obj is
-// valid JSON.
-func lastMember(obj []byte, key string) (json.RawMessage, bool) {
+// whose key, unescaped, is exactly key, skipping members whose value is
+// null when skipNull is set. obj is valid JSON.
+func lastMember(obj []byte, key string, skipNull bool) (json.RawMessage, bool) {
 	var last json.RawMessage
 	eachMember(obj, func(k string, v json.RawMessage) bool {
-		if k == key && string(v) != "null" {
+		if k == key && !(skipNull && string(v) == "null") {
 			last = v
 		}
 		return true
 	})
 	return last, last != nil
 }
+
+// sdkSkipsNullMembers says how the linked bedrockruntime decodes a chunk
+// whose "bytes" member repeats with a null: the schema-serde generation
+// (v1.63.0 on, the one with a Protocol option) skips a null member, so an
+// earlier "bytes" stands; the per-operation generation before it decodes
+// the chunk into a map, where the last member wins even when null, and
+// leaves the chunk's bytes empty. Fixed when the program is built.
+var sdkSkipsNullMembers = func() bool {
+	_, ok := reflect.TypeFor[bedrockruntime.Options]().FieldByName("Protocol")
+	return ok
+}()
 
 // member returns the value of the first member of the JSON object obj
 // whose key, unescaped, is exactly key. obj is valid JSON.

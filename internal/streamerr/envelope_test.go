@@ -3,9 +3,11 @@ package streamerr_test
 import (
 	"bytes"
 	"encoding/base64"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/smithy-go/eventstream"
 
 	"github.com/streamstatus/streamstatus/classify"
@@ -38,6 +40,13 @@ func chunkBytesOf(t testing.TB, payload string) []byte {
 	return buf.Bytes()
 }
 
+// sdkSkipsNull reports whether the linked SDK skips null JSON members
+// (the schema-serde generation, with a Protocol option).
+func sdkSkipsNull() bool {
+	_, ok := reflect.TypeFor[bedrockruntime.Options]().FieldByName("Protocol")
+	return ok
+}
+
 func chunkOf(content string) string {
 	return `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(content)) + `"}`
 }
@@ -63,7 +72,9 @@ func TestEnvelopeDetection(t *testing.T) {
 		// "bytes" member (chunkBytes).
 		{"envelope in a later duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
 		{"envelope after a null duplicate", `{"bytes":null,"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}`, "api_error"},
-		{"envelope before a null duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `","bytes":null}`, "api_error"},
+		// The schema-serde SDK skips the null; the per-operation one keeps
+		// it, and the chunk's bytes are empty.
+		{"envelope before a null duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `","bytes":null}`, map[bool]string{true: "api_error"}[sdkSkipsNull()]},
 		{"content in a later duplicate", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `","bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"content_block_delta"}`)) + `"}`, ""},
 		{"envelope followed by another object", `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error","error":{"type":"api_error","message":"m"}}`)) + `"}{"bytes":"eA=="}`, "api_error"},
 		{"content followed by an envelope object", chunkOf(`{"type":"content_block_delta"}`) + `{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(`{"type":"error"}`)) + `"}`, ""},
