@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/streamstatus/streamstatus/smithyext"
@@ -114,7 +115,8 @@ var sdkRetryableErrorCodes = []string{
 // awsErrorCodes are the :error-code values of error messages with a
 // documented row: the AWS common errors, the SDK's throttle codes (429,
 // retried, throttle) and the SDK's retryable codes (408, retried). Any
-// other code is an unknown type (DESIGN §2). ErrorCode() is the code sent.
+// other code is an unknown type (DESIGN §2). Codes are looked up ignoring
+// case; ErrorCode() is the row's code (lookupFold).
 var awsErrorCodes = func() map[string]documented {
 	m := map[string]documented{}
 	for c, d := range awsCommonErrors {
@@ -128,6 +130,21 @@ var awsErrorCodes = func() map[string]documented {
 	}
 	return m
 }()
+
+// lookupFold returns the row of m whose key equals code ignoring case, as
+// the tables are looked up (classify.Rule), with the row's code: its own,
+// or else its key.
+func lookupFold(m map[string]documented, code string) (documented, bool) {
+	for k, d := range m {
+		if strings.EqualFold(k, code) {
+			if d.code == "" {
+				d.code = k
+			}
+			return d, true
+		}
+	}
+	return documented{}, false
+}
 
 // unknownType is the row of an exception, error code or envelope type no
 // table lists.
@@ -156,10 +173,22 @@ func documentedOutcome(r *rule) documented {
 		// reads it; 429 (ThrottlingException) is a throttle.
 		return documented{r.status, httpRetryable[r.status], r.status == 429, httpErrorTypes[r.status], srcHTTP}
 	case "error":
-		d = lookup(awsErrorCodes, r.code)
+		// Looked up as an exception type of the operation's service
+		// first, then among the AWS codes, ignoring case (classify.Rule);
+		// the code is the row's, or the code sent when no row has it.
+		if d, ok := lookupFold(bedrockExceptions, r.code); ok {
+			return d
+		}
+		if d, ok := lookupFold(awsErrorCodes, r.code); ok {
+			return d
+		}
+		d = unknownType
 		d.code = r.code
 	case "anthropicError":
-		d = lookup(anthropicErrors, r.envType)
+		if d, ok := lookupFold(anthropicErrors, r.envType); ok {
+			return d
+		}
+		d = unknownType
 		d.code = r.envType
 	case "reset", "cut":
 		return documented{0, true, false, "", srcTransport}

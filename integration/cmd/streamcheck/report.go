@@ -486,13 +486,13 @@ func recordedCode(end attemptEnd) string {
 	case r.kind.name == "corrupt":
 		return "CorruptFrame"
 	case r.kind.name == "anthropicError":
-		if _, ok := anthropicErrors[r.envType]; ok {
-			return r.envType
+		if end.doc.source != srcUnknown {
+			return end.doc.code // the row's (lookups ignore case)
 		}
 		return "UnknownEnvelopeError"
 	case r.kind.name == "error":
-		if looksModeled(r.code) {
-			return r.code
+		if end.doc.source != srcUnknown || looksModeled(r.code) {
+			return end.doc.code // the row's, or the code sent
 		}
 		return "UnknownError"
 	}
