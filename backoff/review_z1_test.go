@@ -1,0 +1,91 @@
+package backoff_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/streamstatus/streamstatus/backoff"
+)
+
+// busyValue is a retryable attempt error that is not a pointer, as a
+// user's middleware inside the SDK's retry loop may return (review y1
+// took such errors as legitimate).
+type busyValue struct{ code string }
+
+func (e busyValue) Error() string      { return "busy: " + e.code }
+func (busyValue) RetryableError() bool { return true }
+
+// TestDefect_EqualValueErrorsRefuseConcurrentRetry: budget.NewStandard()
+// unwrapped, with the middlewares' call state, serves two calls of one
+// client at once that fail with equal errors that are not pointers. The
+// doc says such calls "may take each other's token, of the same cost,
+// each once", as if harmless: but RetryDelay marks the *other* call's
+// token as delayed by the budget, so a call whose delay is short (the
+// Immediate shape) and whose next attempt comes before the other call's
+// RetryDelay is refused as "the client's retryer replaced the retry
+// budget's delay": a false refusal of the configuration the README
+// recommends. The steps are the SDK's retry loop of each call
+// (GetAttemptToken, GetRetryToken, RetryDelay, sleep 0, GetAttemptToken),
+// call B's goroutine preempted between its GetRetryToken and RetryDelay.
+func TestDefect_EqualValueErrorsRefuseConcurrentRetry(t *testing.T) {
+	b := backoff.NewBudget(func(b *backoff.Budget) {
+		b.Bucket = backoff.NewTokenBucket(1000)
+		b.Transient, b.Throttle = backoff.Immediate, backoff.Immediate
+	})
+	r := b.NewStandard()
+	callA, callB := callCtx(t), callCtx(t)
+	for _, ctx := range []context.Context{callA, callB} {
+		if _, err := r.GetAttemptToken(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.GetRetryToken(callA, busyValue{"Busy"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GetRetryToken(callB, busyValue{"Busy"}); err != nil { // B fails at the same time
+		t.Fatal(err)
+	}
+	if _, err := r.RetryDelay(1, busyValue{"Busy"}); err != nil { // A's delay: the budget's, 0
+		t.Fatal(err)
+	}
+	if _, err := r.GetAttemptToken(callA); err != nil { // A's retry, after the budget's delay
+		t.Errorf("call A's retry, delayed by the budget itself: %v; want it made", err)
+	}
+}
+
+// TestDefect_RetryStreamCancelledRerunKeepsToken: stream.go and the
+// README: "A retry not made gives its tokens back" (and a cancelled wait
+// does). When the caller's context ends just after RetryStream's wait,
+// during open's own work before it calls the client (b.NewStandard()
+// with the middlewares' call state, run through the SDK's retry loop),
+// the SDK makes no attempt (it checks the context before its attempt
+// token) and no budget's retryer took the rerun, yet the 14 tokens
+// RetryStream took for that retry stay taken.
+func TestDefect_RetryStreamCancelledRerunKeepsToken(t *testing.T) {
+	bucket := backoff.NewTokenBucket(100)
+	b := backoff.NewBudget(func(b *backoff.Budget) {
+		b.Bucket = bucket
+		b.Transient, b.Throttle = backoff.Immediate, backoff.Immediate
+	})
+	r := b.NewStandard()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opens := 0
+	err := backoff.RetryStream(ctx, b, func(ctx context.Context) (backoff.Stream[string], error) {
+		opens++
+		if opens == 1 { // the stream fails before any event
+			ch := make(chan string)
+			close(ch)
+			return &fakeStream{ch: ch, err: exception("internalServerException", `{}`, 0)}, nil
+		}
+		cancel() // the caller gives up while open prepares the rerun
+		return nil, sdkCall(ctx, r, true)
+	}, func(string) error { return nil }, withTimer(&immediateTimer{}))
+	if !errors.Is(err, context.Canceled) || opens != 2 {
+		t.Fatalf("%d opens, err %v; want 2 and the context's cancellation", opens, err)
+	}
+	if got := bucket.Available(); got != 100 {
+		t.Errorf("bucket holds %d after a rerun the SDK never attempted; want 100 (the retry's %d tokens given back)", got, backoff.DefaultRetryCost)
+	}
+}
