@@ -89,3 +89,26 @@ func TestDefect_RetryStreamCancelledRerunKeepsToken(t *testing.T) {
 		t.Errorf("bucket holds %d after a rerun the SDK never attempted; want 100 (the retry's %d tokens given back)", got, backoff.DefaultRetryCost)
 	}
 }
+
+// TestDefect_NilBucketPointerPassesValidate: Validate "returns why the
+// budget cannot be used": a Bucket set to a nil *TokenBucket (a shared
+// bucket variable not initialized yet) is not caught by NewBudget's
+// defaulting (the interface is not nil) nor by Validate, and the first
+// call that succeeds panics on its success refund instead of failing
+// with an error naming the field.
+func TestDefect_NilBucketPointerPassesValidate(t *testing.T) {
+	var shared *backoff.TokenBucket // assigned later, or never
+	b := backoff.NewBudget(func(b *backoff.Budget) { b.Bucket = shared })
+	if err := b.Validate(); err == nil {
+		t.Errorf("Validate of a budget whose Bucket is a nil *TokenBucket: nil; want an error naming Bucket")
+	}
+	open, _ := script(attempt{})
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("RetryStream with that budget, a call that succeeds: panic %v; want an error naming Bucket", p)
+			}
+		}()
+		_ = backoff.RetryStream(context.Background(), b, open, func(string) error { return nil })
+	}()
+}
