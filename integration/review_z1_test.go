@@ -1,13 +1,18 @@
 package integration_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
+	"github.com/streamstatus/streamstatus/backoff"
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
@@ -61,5 +66,43 @@ func TestDefect_WithBedrockDropsAdaptiveRetryMode(t *testing.T) {
 	c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b)))
 	if r := c.Options().Retryer; !holdsAdaptive(reflect.ValueOf(r)) {
 		t.Errorf("cfg.RetryMode = adaptive with WithBedrock(WithBudget(b)): the client's retryer (%T) holds no adaptive mode; want budget.NewAdaptive(), or a failure naming the fix", r)
+	}
+}
+
+// annotates is a retryer wrapper that leaves every decision to the
+// budget's retryer but annotates the attempt's error it passes on, in
+// GetRetryToken as in RetryDelay (a logging or tracing wrapper).
+type annotates struct{ aws.RetryerV2 }
+
+func (w annotates) GetRetryToken(ctx context.Context, err error) (func(error) error, error) {
+	return w.RetryerV2.GetRetryToken(ctx, fmt.Errorf("retry token: %w", err))
+}
+
+func (w annotates) RetryDelay(attempt int, err error) (time.Duration, error) {
+	return w.RetryerV2.RetryDelay(attempt, fmt.Errorf("attempt %d: %w", attempt, err))
+}
+
+// TestDefect_AnnotatingWrapperRefusedAsDelayReplaced: backoff.Of takes a
+// wrapper that passes the error on wrapped for the budget's retryer ("a
+// wrapper that passes the error on wrapped ... still leaves the decision
+// to the budget", and wrapsDelayErr's retries are made), so
+// WithBedrock(WithBudget(b)) keeps it. A wrapper that wraps the error in
+// GetRetryToken too tracks the token under its own wrapping, which the
+// RetryDelay's other wrapping does not hold: config-wide with the
+// middlewares, its first retry, delayed by the budget itself, is refused
+// as "the client's retryer replaced the retry budget's delay".
+func TestDefect_AnnotatingWrapperRefusedAsDelayReplaced(t *testing.T) {
+	srv := busyServer(t)
+	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3; b.Bucket = backoff.NewTokenBucket(100) })
+	if got := backoff.Of(annotates{b.NewStandard()}); got != b {
+		t.Fatalf("Of(annotates) = %p; want the budget %p", got, b)
+	}
+	cfg := testConfig(srv, 0)
+	cfg.Retryer = func() aws.Retryer { return annotates{b.NewStandard()} }
+	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
+	err := invokeStream.run(context.Background(), bedrockruntime.NewFromConfig(cfg)).callErr
+	var ex *backoff.ExhaustedError
+	if srv.CallCount() != 3 || !errors.As(err, &ex) || ex.Reason != "attempts" {
+		t.Errorf("%d attempts, err %v; want the budget's 3, then *backoff.ExhaustedError (attempts)", srv.CallCount(), err)
 	}
 }
