@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -155,5 +156,36 @@ func TestDefect_EqualValueErrorsLoseFleetTokens(t *testing.T) {
 	}
 	if got := available(t, bucket); got != 100 {
 		t.Errorf("shared bucket holds %d; want 100 (A's refused retry refunded, B's successful retry's token back)", got)
+	}
+}
+
+// hourDelay is a retry.BackoffDelayer that waits an hour.
+type hourDelay struct{}
+
+func (hourDelay) BackoffDelay(int, error) (time.Duration, error) { return time.Hour, nil }
+
+// TestDefect_OptFnBackoffSilentlyReplacesShapes: a wrapper that replaces
+// the budget's delays (retry.AddWithMaxBackoffDelay) is refused at its
+// first retry, naming the fix ("Cap delays with the budget's shapes"), and
+// RetryDelay's doc says its delay "is the inner retryer's, that is the
+// budget's". The same replacement through NewStandard's own optFns
+// (o.Backoff, documented only as "optFns run after the budget's") passes
+// silently: with the middlewares' call state, the budget's retryer answers
+// an hour for a budget whose shapes say 0, and the retry after it is made.
+func TestDefect_OptFnBackoffSilentlyReplacesShapes(t *testing.T) {
+	b := backoff.NewBudget(func(b *backoff.Budget) { b.Transient, b.Throttle = backoff.Immediate, backoff.Immediate })
+	r := b.NewStandard(func(o *retry.StandardOptions) { o.Backoff = hourDelay{} })
+	ctx := callCtx(t)
+	if _, err := r.GetAttemptToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opErr := exception("internalServerException", `{}`, 0)
+	if _, err := r.GetRetryToken(ctx, opErr); err != nil {
+		t.Fatal(err)
+	}
+	d, derr := r.RetryDelay(1, opErr)
+	_, aerr := r.GetAttemptToken(ctx)
+	if derr == nil && aerr == nil && d > b.Transient.MaxDelay(1) {
+		t.Errorf("budget.NewStandard(o.Backoff = an hour): the budget's retryer waits %v (its shape allows %v) and makes the retry; want the budget's delay, or a refusal naming the fix", d, b.Transient.MaxDelay(1))
 	}
 }
