@@ -11,8 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/streamstatus/streamstatus/backoff"
+	"github.com/streamstatus/streamstatus/integration/fake"
+	"github.com/streamstatus/streamstatus/internal/redistest"
 	"github.com/streamstatus/streamstatus/middleware"
 )
 
@@ -104,5 +108,44 @@ func TestDefect_AnnotatingWrapperRefusedAsDelayReplaced(t *testing.T) {
 	var ex *backoff.ExhaustedError
 	if srv.CallCount() != 3 || !errors.As(err, &ex) || ex.Reason != "attempts" {
 		t.Errorf("%d attempts, err %v; want the budget's 3, then *backoff.ExhaustedError (attempts)", srv.CallCount(), err)
+	}
+}
+
+// TestDefect_RetryStreamTwoRedisBucketsOneKeyRefundTwice: the fleet
+// bucket is shared by its Redis key ("any number of clients can share",
+// every process builds its own RedisBucket on the key), and RetryStream
+// says "the client's retryer may be another budget's sharing the bucket
+// (the bucket still gets one refund)". In one process, the client's budget
+// and RetryStream's budget each built with NewRedisBucket on the same key:
+// a stream that succeeds at once refunds the shared bucket twice (the
+// client's retryer, then RetryStream, which compares the two *RedisBucket
+// pointers only).
+func TestDefect_RetryStreamTwoRedisBucketsOneKeyRefundTwice(t *testing.T) {
+	rs := redistest.StartT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	key := "streamstatus:z1:" + t.Name()
+	clientBucket := backoff.NewRedisBucket(rdb, key, 100)
+	streamBucket := backoff.NewRedisBucket(rdb, key, 100)
+	ctx := context.Background()
+	if _, err := clientBucket.GetToken(ctx, 50); err != nil {
+		t.Fatal(err)
+	}
+	clean, _ := invokeStream.healthy(2, "ok")
+	srv := newServer(t)
+	srv.Enqueue(fake.Response{Steps: clean})
+	clientBudget := immediateBudget(func(b *backoff.Budget) { b.Bucket = clientBucket })
+	streamBudget := immediateBudget(func(b *backoff.Budget) { b.Bucket = streamBucket })
+	err := backoff.RetryStream(ctx, streamBudget, openInvoke(budgetClient(srv, clientBudget, "standard")),
+		func(types.ResponseStream) error { return nil })
+	if err != nil || srv.CallCount() != 1 {
+		t.Fatalf("err %v, %d server calls; want success at once", err, srv.CallCount())
+	}
+	got, err := streamBucket.Available(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint(50 + backoff.DefaultSuccessRefund); got != want {
+		t.Errorf("shared Redis bucket holds %d tokens; want %d (one refund for the one successful call)", got, want)
 	}
 }
