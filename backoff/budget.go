@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,7 +60,8 @@ type Budget struct {
 	// DefaultThrottle.
 	Throttle Shape
 	// Bucket is the retry quota. Nil means a new TokenBucket of
-	// DefaultBucketCapacity for this Budget. Share a bucket between budgets
+	// DefaultBucketCapacity for this Budget; a nil pointer (a nil
+	// *TokenBucket) is invalid, not nil. Share a bucket between budgets
 	// by setting the same bucket; a RedisBucket shares it between
 	// processes.
 	Bucket Bucket
@@ -91,7 +93,8 @@ type Bucket interface {
 // NewBudget returns a Budget with the defaults filled in, after the option
 // functions have set what they want. A budget with an invalid field (a
 // negative MaxAttempts, MaxElapsed or shape duration, a shape's Multiplier
-// below 1 or Jitter outside [0, 1]; see Shape) is returned too, but every
+// below 1 or Jitter outside [0, 1], see Shape; a Bucket holding a nil
+// pointer, such as a nil *TokenBucket) is returned too, but every
 // retryer and RetryStream built from it fails on its first call, saying
 // which field to fix.
 func NewBudget(optFns ...func(*Budget)) *Budget {
@@ -138,7 +141,25 @@ func (b *Budget) invalidFields() error {
 	if err := b.Transient.validate("Transient"); err != nil {
 		return err
 	}
-	return b.Throttle.validate("Throttle")
+	if err := b.Throttle.validate("Throttle"); err != nil {
+		return err
+	}
+	if nilInside(b.Bucket) {
+		return fmt.Errorf("streamstatus: budget Bucket is a nil %T (a bucket variable not yet assigned?); "+
+			"set a bucket built by backoff.NewTokenBucket or backoff.NewRedisBucket, or leave Bucket nil for a new TokenBucket", b.Bucket)
+	}
+	return nil
+}
+
+// nilInside reports whether v is an interface value holding a nil pointer
+// (or another nil of a kind that can be nil), which == nil does not catch.
+func nilInside(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // errNotBuilt is Validate's error for a Budget that NewBudget did not build.
@@ -148,7 +169,9 @@ var errNotBuilt = errors.New("streamstatus: the backoff.Budget was not built by 
 // Validate returns why the budget cannot be used, or nil: it is nil, it
 // was not built by NewBudget (a struct literal has none of NewBudget's
 // defaults), or a field is invalid (a negative MaxAttempts, MaxElapsed or
-// shape duration, a shape's Multiplier below 1 or Jitter outside [0, 1]).
+// shape duration, a shape's Multiplier below 1 or Jitter outside [0, 1], a
+// Bucket holding a nil pointer such as a nil *TokenBucket, which
+// NewBudget's default does not replace since the Bucket is not nil).
 // Every retryer and RetryStream built from such a budget, and
 // middleware.WithBudget given it, fail their first call with this error;
 // call Validate to fail earlier.
