@@ -79,7 +79,14 @@ type StreamOptions struct {
 // would begin past MaxElapsed after all (a slow Notify, or open's own work
 // before it calls a client with b's retryer, which then refuses the run's
 // first attempt for the elapsed time) is not made either. A retry not made
-// gives its tokens back. Errors from deliver stop
+// gives its tokens back: refused by the budget, by its wait's end, by a
+// budget's retryer at the run's first attempt, or because open failed after
+// the context ended without a budget's retryer being asked for that
+// attempt (the SDK's retry loop checks the context before its first
+// attempt; open's own work before it calls the client may have seen the
+// end). Such a failure of open counts as no attempt even with a client
+// whose retryer is not a budget's, which RetryStream cannot see. Errors
+// from deliver stop
 // RetryStream and are returned as they are.
 //
 // When the budget stops retries, the error is an *ExhaustedError wrapping
@@ -108,12 +115,21 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 	for opens := 1; ; opens++ {
 		before := c.attempts.Load()
 		c.rerun.Store(opens > 1) // a budget's retryer makes no success refund for this run's first attempt
-		delivered, final, err := runStream(ctx, open, deliver)
+		delivered, opened, final, err := runStream(ctx, open, deliver)
 		// A budget's retryer took the flag (at its first attempt) but
 		// counted no attempt: it refused to send the run's first attempt.
-		refused := opens > 1 && !c.rerun.Swap(false)
+		taken := !c.rerun.Swap(false)
+		refused := opens > 1 && taken
 		made := c.attempts.Load() - before
 		if made == 0 && refused && final {
+			_ = release() // no retry was made
+			return err
+		}
+		// open failed once the context had ended, and no budget's
+		// retryer took the flag: the SDK's retry loop, which checks the
+		// context before it asks for an attempt token, made no attempt
+		// (or open never reached the client).
+		if opens > 1 && !opened && !taken && made == 0 && ctx.Err() != nil {
 			_ = release() // no retry was made
 			return err
 		}
@@ -207,24 +223,25 @@ func sameBucket(used, b *Budget) bool {
 	return reflect.ValueOf(used.Bucket).Comparable() && used.Bucket == b.Bucket
 }
 
-// runStream runs one attempt: open, then deliver every event. final is
-// true when err must be returned as it is (open or deliver failed).
-func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, final bool, err error) {
+// runStream runs one attempt: open, then deliver every event. opened is
+// false when open failed; final is true when err must be returned as it is
+// (open or deliver failed).
+func runStream[E any](ctx context.Context, open func(context.Context) (Stream[E], error), deliver func(E) error) (delivered int, opened, final bool, err error) {
 	stream, err := open(ctx)
 	if err != nil {
 		// The SDK's retryer has had its say. The SDK's retry loop joins a
 		// budget's refusal to the attempt's error (two lines): the
 		// refusal is the error, alone, as CallStart returns it.
-		return 0, true, callFrom(ctx).exhaustedAlone(err)
+		return 0, false, true, callFrom(ctx).exhaustedAlone(err)
 	}
 	defer stream.Close()
 	for ev := range stream.Events() {
 		if err := deliver(ev); err != nil {
-			return delivered, true, err
+			return delivered, true, true, err
 		}
 		delivered++
 	}
-	return delivered, false, stream.Err()
+	return delivered, true, false, stream.Err()
 }
 
 var _ retry.BackoffDelayer = (*Budget)(nil)
