@@ -29,3 +29,6 @@ func Tracked(r any) int {
 	defer rr.mu.Unlock()
 	return len(rr.calls) + len(rr.loose)
 }
+
+// SameQuota reports whether a and b keep their tokens in one Redis key.
+func SameQuota(a, b *RedisBucket) bool { return a.sameQuota(b) }

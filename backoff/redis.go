@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,6 +196,44 @@ func recordPrefix(key string) (string, bool) {
 		return "", false
 	}
 	return "{" + key + "}:take:", true // a tag of the whole key hashes as the key
+}
+
+// sameQuota reports whether b and o keep their tokens in one Redis key: the
+// same key through the same client, or through clients of the same server
+// that can be compared (a single node's network, address and database; a
+// Cluster's seed addresses in common). A Sentinel failover client (whose
+// options hide the master's address) or a Ring is the same only as itself.
+func (b *RedisBucket) sameQuota(o *RedisBucket) bool {
+	if b == o {
+		return true
+	}
+	if b.key != o.key {
+		return false
+	}
+	if reflect.ValueOf(b.rdb).Comparable() && b.rdb == o.rdb {
+		return true
+	}
+	switch x := b.rdb.(type) {
+	case *redis.Client:
+		y, ok := o.rdb.(*redis.Client)
+		if !ok || x == nil || y == nil {
+			return false
+		}
+		xo, yo := x.Options(), y.Options()
+		const failover = "FailoverClient" // go-redis's address of every failover client
+		return xo.Addr != failover && xo.Addr == yo.Addr && xo.Network == yo.Network && xo.DB == yo.DB
+	case *redis.ClusterClient:
+		y, ok := o.rdb.(*redis.ClusterClient)
+		if !ok || x == nil || y == nil {
+			return false
+		}
+		for _, a := range x.Options().Addrs {
+			if slices.Contains(y.Options().Addrs, a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Key returns the Redis key of the bucket.

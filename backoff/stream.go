@@ -53,7 +53,8 @@ type StreamOptions struct {
 // the attempts inside open as usual (the first attempt's refund comes with
 // its response, before the stream, as for any stream call); RetryStream
 // refunds the first attempt when no budget's retryer refunded b's bucket
-// (the retryer of another budget sharing b's Bucket counts as b's: the
+// (the retryer of another budget sharing b's Bucket counts as b's, and so
+// does one whose RedisBucket is on the same key of the same Redis: the
 // bucket gets one refund), pays for its own retries, and gives a retry's
 // tokens back through the release GetToken returned (to where they came
 // from) when the run it paid for succeeds at its first attempt and to the
@@ -210,15 +211,21 @@ func RetryStream[E any](ctx context.Context, b *Budget, open func(context.Contex
 }
 
 // sameBucket reports whether used, the budget whose retryer made a call's
-// attempts (nil if none did), refunds b's bucket: b itself, or a budget
-// sharing its bucket. A bucket that is not comparable is the same only as
-// b's own budget.
+// attempts (nil if none did), refunds b's bucket: b itself, a budget
+// sharing its bucket, or a budget whose RedisBucket keeps its tokens in the
+// same Redis key as b's (see RedisBucket.sameQuota). A bucket that is not
+// comparable is the same only as b's own budget.
 func sameBucket(used, b *Budget) bool {
 	switch {
 	case used == nil:
 		return false
 	case used == b:
 		return true
+	}
+	if x, ok := used.Bucket.(*RedisBucket); ok {
+		if y, ok := b.Bucket.(*RedisBucket); ok {
+			return x.sameQuota(y)
+		}
 	}
 	return reflect.ValueOf(used.Bucket).Comparable() && used.Bucket == b.Bucket
 }
