@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
@@ -69,7 +70,15 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
 		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
-			o.Retryer = r.budget.NewStandard()
+			// Keep the client's retry mode: the adaptive mode's
+			// client-side rate limiter slows a client down under
+			// throttling, which the budget's retryer bounds but does not
+			// replace.
+			if o.RetryMode == aws.RetryModeAdaptive {
+				o.Retryer = r.budget.NewAdaptive()
+			} else {
+				o.Retryer = r.budget.NewStandard()
+			}
 			// Per call, the SDK does not wrap a replaced retryer in the
 			// client's RetryMaxAttempts again (only a per-call value that
 			// differs): keep the user's limit here. At construction the

@@ -112,9 +112,11 @@ func WithReadAheadLimit(n int) Option {
 
 // WithBudget puts the clients under a retry budget.
 //
-// With WithBedrock, the client's retryer becomes budget.NewStandard()
-// (unless it already is a retryer of this budget, for example
-// budget.NewAdaptive() set as aws.Config.Retryer), under the client's
+// With WithBedrock, the client's retryer becomes budget.NewStandard(), or
+// budget.NewAdaptive() when the client's RetryMode is aws.RetryModeAdaptive
+// (cfg.RetryMode, AWS_RETRY_MODE=adaptive), unless it already is a retryer
+// of this budget (for example budget.NewAdaptive() set as
+// aws.Config.Retryer), under the client's
 // RetryMaxAttempts when it has one, at construction and per call alike (a
 // limit below MaxAttempts still holds). With APIOption and
 // AppendMiddlewares, which cannot reach a client's retryer, set it yourself:
@@ -132,7 +134,7 @@ func WithReadAheadLimit(n int) Option {
 // replaces the budget's delays (retry.AddWithMaxBackoffDelay around
 // budget.NewStandard()) passes that check, since no middleware can see a
 // client's retryer: its first retry is refused instead, naming the fix
-// (WithBedrock replaces such a retryer with budget.NewStandard()). A
+// (WithBedrock replaces such a retryer with the budget's, as above). A
 // cfg.RetryMaxAttempts or AWS_MAX_ATTEMPTS above the budget's MaxAttempts
 // does not lift it.
 // Without a budget, operations without a response event stream are left
