@@ -233,7 +233,13 @@ func (b *Budget) AdaptiveOptions(o *retry.AdaptiveModeOptions) {
 }
 
 // NewStandard returns the SDK's standard retryer configured by the budget,
-// with the elapsed-time limit enforced. optFns run after the budget's.
+// with the elapsed-time limit enforced. optFns run after the budget's;
+// they may add Retryables, Throttles and Timeouts, but not change what
+// the budget owns: MaxAttempts, Backoff, MaxBackoff and BaseDelay (the
+// budget's shapes), RateLimiter (its Bucket), RetryCost,
+// ThrottlingRetryCost and NoRetryIncrement (its costs). A retryer whose
+// optFns changed one fails its first call (GetAttemptToken) with an error
+// naming the field and the Budget field to set instead.
 // Use it as aws.Config.Retryer:
 //
 //	cfg.Retryer = func() aws.Retryer { return budget.NewStandard() }
@@ -244,13 +250,60 @@ func (b *Budget) AdaptiveOptions(o *retry.AdaptiveModeOptions) {
 // retryer computed itself (retry.AddWithMaxBackoffDelay) is refused,
 // naming the fix. Cap delays with the budget's shapes (Shape.Max) instead.
 func (b *Budget) NewStandard(optFns ...func(*retry.StandardOptions)) aws.RetryerV2 {
-	return &retryer{RetryerV2: retry.NewStandard(append([]func(*retry.StandardOptions){b.StandardOptions}, optFns...)...), budget: b}
+	r := &retryer{budget: b}
+	fns := append([]func(*retry.StandardOptions){b.StandardOptions}, optFns...)
+	if len(optFns) > 0 {
+		fns = append(fns, func(o *retry.StandardOptions) { r.overridden = b.overridden(o, "NewStandard") })
+	}
+	r.RetryerV2 = retry.NewStandard(fns...)
+	return r
 }
 
 // NewAdaptive returns the SDK's adaptive retryer configured by the budget,
-// with the elapsed-time limit enforced. optFns run after the budget's.
+// with the elapsed-time limit enforced. optFns run after the budget's;
+// the StandardOptions functions they add follow NewStandard's rule: a
+// field the budget owns that they change fails the retryer's first call,
+// naming it.
 func (b *Budget) NewAdaptive(optFns ...func(*retry.AdaptiveModeOptions)) aws.RetryerV2 {
-	return &retryer{RetryerV2: retry.NewAdaptiveMode(append([]func(*retry.AdaptiveModeOptions){b.AdaptiveOptions}, optFns...)...), budget: b}
+	r := &retryer{budget: b}
+	fns := append([]func(*retry.AdaptiveModeOptions){b.AdaptiveOptions}, optFns...)
+	if len(optFns) > 0 {
+		fns = append(fns, func(o *retry.AdaptiveModeOptions) {
+			o.StandardOptions = append(o.StandardOptions, func(o *retry.StandardOptions) { r.overridden = b.overridden(o, "NewAdaptive") })
+		})
+	}
+	r.RetryerV2 = retry.NewAdaptiveMode(fns...)
+	return r
+}
+
+// overridden returns the error of a budget retryer built by constructor
+// whose option functions left o with a field the budget owns changed
+// (StandardOptions sets them), or nil. A Bucket that is not comparable
+// cannot be told from a replacement and counts as kept.
+func (b *Budget) overridden(o *retry.StandardOptions, constructor string) error {
+	var field, fix string
+	switch {
+	case o.MaxAttempts != b.MaxAttempts:
+		field, fix = "MaxAttempts", "Budget.MaxAttempts"
+	case o.Backoff != retry.BackoffDelayer(b):
+		field, fix = "Backoff", "Budget.Transient and Budget.Throttle"
+	case o.MaxBackoff != retry.DefaultMaxBackoff:
+		field, fix = "MaxBackoff", "the shapes' Max (Budget.Transient.Max, Budget.Throttle.Max)"
+	case o.BaseDelay != 0:
+		field, fix = "BaseDelay", "the shapes' Initial (Budget.Transient.Initial, Budget.Throttle.Initial)"
+	case reflect.ValueOf(b.Bucket).Comparable() && o.RateLimiter != retry.RateLimiter(b.Bucket):
+		field, fix = "RateLimiter", "Budget.Bucket"
+	case o.RetryCost != b.RetryCost:
+		field, fix = "RetryCost", "Budget.RetryCost"
+	case o.ThrottlingRetryCost != b.ThrottleRetryCost:
+		field, fix = "ThrottlingRetryCost", "Budget.ThrottleRetryCost"
+	case o.NoRetryIncrement != b.SuccessRefund:
+		field, fix = "NoRetryIncrement", "Budget.SuccessRefund"
+	default:
+		return nil
+	}
+	return fmt.Errorf("streamstatus: budget.%s's option functions set retry.StandardOptions.%s, which the retry budget owns "+
+		"and would be replaced behind its back; set %s in backoff.NewBudget instead", constructor, field, fix)
 }
 
 // ExhaustedError reports that a retry budget stopped a call. Its message is
@@ -329,6 +382,9 @@ func oneLine(err error) string {
 type retryer struct {
 	aws.RetryerV2
 	budget *Budget
+	// overridden fails every call when NewStandard's or NewAdaptive's
+	// option functions changed a field the budget owns; nil otherwise.
+	overridden error
 
 	// calls and loose are the retry tokens GetRetryToken took whose
 	// RetryDelay has not come yet. The SDK's retry loop asks RetryDelay
@@ -466,6 +522,9 @@ func (r *retryer) GetAttemptToken(ctx context.Context) (release func(error) erro
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err
+	}
+	if r.overridden != nil {
+		return nil, r.overridden
 	}
 	c := callFrom(ctx)
 	if c == nil {
