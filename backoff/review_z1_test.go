@@ -3,6 +3,7 @@ package backoff_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,7 +178,12 @@ func TestDefect_OptFnBackoffSilentlyReplacesShapes(t *testing.T) {
 	r := b.NewStandard(func(o *retry.StandardOptions) { o.Backoff = hourDelay{} })
 	ctx := callCtx(t)
 	if _, err := r.GetAttemptToken(ctx); err != nil {
-		t.Fatal(err)
+		// The earliest refusal: the retryer's first call, naming the
+		// field and the fix (see Budget.NewStandard).
+		if msg := err.Error(); !strings.Contains(msg, "StandardOptions.Backoff") || !strings.Contains(msg, "Budget.Transient") {
+			t.Fatalf("first attempt refused with %q; want the refusal to name StandardOptions.Backoff and the fix (Budget.Transient)", msg)
+		}
+		return
 	}
 	opErr := exception("internalServerException", `{}`, 0)
 	if _, err := r.GetRetryToken(ctx, opErr); err != nil {
