@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -303,6 +304,16 @@ func oneLine(err error) string {
 // here, against the call's own count (GetRetryToken), or, on an operation
 // without call state (no streamstatus middlewares), against the attempt
 // number the SDK's retry loop gives RetryDelay.
+//
+// RetryDelay has no context: it finds the retry token GetRetryToken took
+// for the same attempt by its error, by identity. The error of an attempt
+// that is not a pointer (an error value, such as a struct type with value
+// receivers, which a middleware inside the SDK's retry loop may return)
+// cannot be told apart from an equal error of another call, so its token
+// is not tracked: its retry counts as delayed by the budget (a wrapper
+// that replaced the budget's delay is not caught on it), and a retry that
+// RetryDelay refuses past MaxAttempts (without call state) does not give
+// its token back (the bucket keeps the retry's cost).
 type retryer struct {
 	aws.RetryerV2
 	budget *Budget
@@ -317,9 +328,9 @@ type retryer struct {
 	// call could no longer tell that the client's retryer replaced the
 	// budget's delay). loose holds the others, needed only to give a
 	// token back when RetryDelay refuses its retry: at most maxTracked,
-	// the oldest dropped. An error that is not a pointer is matched by
-	// value: equal errors of concurrent calls may take each other's token,
-	// of the same cost, each once.
+	// the oldest dropped. Only a pointer error finds its token (see
+	// track): a retry after an error value has its delay unchecked, and
+	// its token is not given back when the budget refuses the retry.
 	mu    sync.Mutex
 	calls []*retryToken
 	loose []*retryToken
@@ -350,13 +361,14 @@ func (t *retryToken) refund() {
 }
 
 // track records t for RetryDelay, among the tokens of calls with call
-// state (held: the call's state holds t) or the others. An error
-// that does not equal itself (== panics on a value holding a slice, map
-// or func, and NaN is unequal) cannot be found again: its token counts as
-// delayed by the budget, since nothing can tell, and is not given back
-// when RetryDelay refuses its retry.
+// state (held: the call's state holds t) or the others. Only an error that
+// is a pointer is found again, by identity: an error value (a struct or
+// string type with value receivers) cannot be told apart from an equal one
+// of another call failing at the same time, whose token it would take. Its
+// token is not tracked: it counts as delayed by the budget (its delay is
+// not checked) and is not given back when RetryDelay refuses its retry.
 func (r *retryer) track(t *retryToken, held bool) {
-	if !same(t.err, t.err) {
+	if !isPointer(t.err) {
 		t.delayed.Store(true)
 		return
 	}
@@ -400,12 +412,12 @@ func (t *retryToken) untrack() {
 	}
 }
 
-// holds reports whether target is err or in err's Unwrap chain, by
-// identity for pointers, by value for other errors (==; errors.Is would
-// also ask Is methods, which may match another call's error).
+// holds reports whether target, a pointer, is err or in err's Unwrap
+// chain, by identity (errors.Is would also ask Is methods, which may match
+// another call's error).
 func holds(err, target error) bool {
 	for err != nil {
-		if same(err, target) {
+		if err == target { // no panic: target's dynamic type is a pointer
 			return true
 		}
 		switch u := err.(type) {
@@ -425,11 +437,9 @@ func holds(err, target error) bool {
 	return false
 }
 
-// same reports a == b, false where == panics (two values of one type
-// holding a slice, map or func).
-func same(a, b error) (eq bool) {
-	defer func() { _ = recover() }()
-	return a == b
+// isPointer reports whether err's dynamic type is a pointer.
+func isPointer(err error) bool {
+	return err != nil && reflect.TypeOf(err).Kind() == reflect.Pointer
 }
 
 // Budget returns the budget the retryer enforces.
