@@ -379,6 +379,21 @@ func oneLine(err error) string {
 // here, against the call's own count (GetRetryToken), or, on an operation
 // without call state (no streamstatus middlewares), against the attempt
 // number the SDK's retry loop gives RetryDelay.
+//
+// RetryDelay has no context: it finds the retry token GetRetryToken took
+// for the same attempt by its error, by identity: the token whose error's
+// Unwrap chain shares a pointer with RetryDelay's (a wrapper may wrap the
+// attempt's error, differently in each). The error of an attempt that is
+// not a pointer (an error value, such as a struct type with value
+// receivers, which a middleware inside the SDK's retry loop may return)
+// cannot be told apart from an equal error of another call, so its token
+// is not tracked (nor matched when the two errors share only such a
+// value); and when the first pointer they share is held by the tokens of
+// several calls (a package-level sentinel error returned as it is), none
+// is matched. Such a retry counts as delayed by the budget (a wrapper that
+// replaced the budget's delay is not caught on it), and a retry that
+// RetryDelay refuses past MaxAttempts (without call state) does not give
+// its token back (the bucket keeps the retry's cost).
 type retryer struct {
 	aws.RetryerV2
 	budget *Budget
@@ -390,15 +405,14 @@ type retryer struct {
 	// RetryDelay has not come yet. The SDK's retry loop asks RetryDelay
 	// right after GetRetryToken, with the same error and no context: the
 	// error finds the token (a retryer serves every call of a client at
-	// once). calls holds the tokens of calls with call state (one each):
-	// RetryDelay, the call's next attempt or its end takes each back, so
-	// they are bounded by the calls in flight, and none is dropped (its
-	// call could no longer tell that the client's retryer replaced the
-	// budget's delay). loose holds the others, needed only to give a
-	// token back when RetryDelay refuses its retry: at most maxTracked,
-	// the oldest dropped. An error that is not a pointer is matched by
-	// value: equal errors of concurrent calls may take each other's token,
-	// of the same cost, each once.
+	// once; see track and match). calls holds the tokens of calls with
+	// call state (one each): RetryDelay, the call's next attempt or its
+	// end takes each back, so they are bounded by the calls in flight,
+	// and none is dropped (its call could no longer tell that the
+	// client's retryer replaced the budget's delay). loose holds the
+	// others, needed only to give a token back when RetryDelay refuses its
+	// retry: at most maxTracked, the oldest dropped (a token RetryDelay
+	// could not tell from another's stays until then).
 	mu    sync.Mutex
 	calls []*retryToken
 	loose []*retryToken
@@ -413,6 +427,8 @@ const maxTracked = 256
 // retryer, for the retry after the attempt that failed with err.
 type retryToken struct {
 	err      error
+	ptrs     []error        // the pointer nodes of err's Unwrap chain, err's first
+	values   []reflect.Type // the types of its other nodes
 	release  func(error) error
 	owner    *retryer    // the retryer that tracked it; nil if never tracked
 	delayed  atomic.Bool // the budget's RetryDelay computed the wait before the retry
@@ -429,13 +445,16 @@ func (t *retryToken) refund() {
 }
 
 // track records t for RetryDelay, among the tokens of calls with call
-// state (held: the call's state holds t) or the others. An error
-// that does not equal itself (== panics on a value holding a slice, map
-// or func, and NaN is unequal) cannot be found again: its token counts as
-// delayed by the budget, since nothing can tell, and is not given back
-// when RetryDelay refuses its retry.
+// state (held: the call's state holds t) or the others. RetryDelay finds
+// it by a pointer its error's Unwrap chain shares with t's error (see
+// match). An error value (a struct or string type with value receivers)
+// cannot be told apart from an equal one of another call failing at the
+// same time, whose token it would take: a token whose error's chain holds
+// no pointer is not tracked. It counts as delayed by the budget (its delay
+// is not checked) and is not given back when RetryDelay refuses its retry.
 func (r *retryer) track(t *retryToken, held bool) {
-	if !same(t.err, t.err) {
+	t.ptrs, t.values = chain(t.err)
+	if len(t.ptrs) == 0 {
 		t.delayed.Store(true)
 		return
 	}
@@ -452,39 +471,76 @@ func (r *retryer) track(t *retryToken, held bool) {
 	r.loose = append(r.loose, t)
 }
 
-// untrack removes and returns the token taken for a retry after err (or
-// after an error err wraps: a wrapper may wrap it), or the token t (when
-// err is nil); nil if none is tracked. t may be nil.
-func (r *retryer) untrack(err error, t *retryToken) *retryToken {
-	if r == nil {
-		return nil // t was never tracked
-	}
+// match marks the tokens whose retry RetryDelay's err may be asked for as
+// delayed by the budget, and removes and returns the one it certainly is,
+// or nil. A wrapper may wrap the attempt's error, differently in
+// GetRetryToken and RetryDelay: the token is the one whose error's chain
+// shares a pointer with err's, the first pointer of err's chain held by
+// any token. When that pointer is held by several tokens (a package-level
+// sentinel error returned by concurrent calls), which one is err's is
+// ambiguous: no token is matched (none is given back) and each counts as
+// delayed. When err's chain shares no pointer with any token but holds an
+// error value, each token whose chain holds a value of the same type
+// counts as delayed (a wrapper may have wrapped that value in
+// GetRetryToken), none matched: never a false refusal.
+func (r *retryer) match(err error) *retryToken {
+	ptrs, values := chain(err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, tokens := range []*[]*retryToken{&r.calls, &r.loose} {
-		for i := len(*tokens) - 1; i >= 0; i-- {
-			if tt := (*tokens)[i]; tt == t || (err != nil && holds(err, tt.err)) {
-				*tokens = slices.Delete(*tokens, i, i+1)
-				return tt
+	for _, p := range ptrs {
+		var found *retryToken
+		n := 0
+		for _, tokens := range []*[]*retryToken{&r.calls, &r.loose} {
+			for _, tt := range *tokens {
+				if slices.Contains(tt.ptrs, p) { // no panic: p is a pointer
+					found, n = tt, n+1
+					tt.delayed.Store(true) // a candidate: none of them is refused
+				}
+			}
+		}
+		switch {
+		case n == 1:
+			r.remove(found)
+			return found
+		case n > 1:
+			return nil
+		}
+	}
+	for _, tokens := range [][]*retryToken{r.calls, r.loose} {
+		for _, tt := range tokens {
+			if slices.ContainsFunc(values, func(v reflect.Type) bool { return slices.Contains(tt.values, v) }) {
+				tt.delayed.Store(true)
 			}
 		}
 	}
 	return nil
 }
 
-// untrack removes t from its retryer's tokens; t may be nil.
-func (t *retryToken) untrack() {
-	if t != nil {
-		t.owner.untrack(nil, t)
+// remove removes t from r's tokens, if r tracks it; r.mu is held.
+func (r *retryer) remove(t *retryToken) {
+	for _, tokens := range []*[]*retryToken{&r.calls, &r.loose} {
+		if i := slices.Index(*tokens, t); i >= 0 {
+			*tokens = slices.Delete(*tokens, i, i+1)
+			return
+		}
 	}
 }
 
-// holds reports whether target is err or in err's Unwrap chain, by
-// identity for pointers, by value for other errors (==; errors.Is would
-// also ask Is methods, which may match another call's error).
+// untrack removes t from its retryer's tokens; t may be nil.
+func (t *retryToken) untrack() {
+	if t != nil && t.owner != nil {
+		t.owner.mu.Lock()
+		defer t.owner.mu.Unlock()
+		t.owner.remove(t)
+	}
+}
+
+// holds reports whether target, a pointer, is err or in err's Unwrap
+// chain, by identity (errors.Is would also ask Is methods, which may match
+// another call's error).
 func holds(err, target error) bool {
 	for err != nil {
-		if same(err, target) {
+		if err == target { // no panic: target's dynamic type is a pointer
 			return true
 		}
 		switch u := err.(type) {
@@ -504,11 +560,32 @@ func holds(err, target error) bool {
 	return false
 }
 
-// same reports a == b, false where == panics (two values of one type
-// holding a slice, map or func).
-func same(a, b error) (eq bool) {
-	defer func() { _ = recover() }()
-	return a == b
+// chain returns the nodes of err's Unwrap chain (err included, depth
+// first) whose dynamic type is a pointer, and the types of the others.
+func chain(err error) (ptrs []error, values []reflect.Type) {
+	var walk func(error)
+	walk = func(err error) {
+		for err != nil {
+			if ty := reflect.TypeOf(err); ty.Kind() == reflect.Pointer {
+				ptrs = append(ptrs, err)
+			} else {
+				values = append(values, ty)
+			}
+			switch u := err.(type) {
+			case interface{ Unwrap() error }:
+				err = u.Unwrap()
+			case interface{ Unwrap() []error }:
+				for _, e := range u.Unwrap() {
+					walk(e)
+				}
+				return
+			default:
+				return
+			}
+		}
+	}
+	walk(err)
+	return ptrs, values
 }
 
 // Budget returns the budget the retryer enforces.
@@ -646,10 +723,7 @@ func (r *retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 		p.budget = r.budget
 		return 0, p
 	}
-	t := r.untrack(err, nil)
-	if t != nil {
-		t.delayed.Store(true)
-	}
+	t := r.match(err)
 	if b := r.budget; attempt >= b.MaxAttempts {
 		t.refund()
 		return 0, attemptsExhausted(attempt, b.MaxAttempts, err)

