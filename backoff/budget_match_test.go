@@ -203,3 +203,39 @@ func TestWrappedValueErrorIsNotRefused(t *testing.T) {
 		t.Errorf("the retry after a wrapped error value, delayed by the budget: %v; want it made", err)
 	}
 }
+
+// TestEqualValueErrorsReleaseNoOthersTake: two calls without call state
+// fail at once with equal errors that are not pointers; A is past
+// MaxAttempts, B at its first failure. Equal values cannot be told apart,
+// so neither token is tracked: A's refused retry is not refunded (as
+// documented), and B's take is released once, by the SDK, never by A's
+// refusal (matching by value released it twice: review z1).
+func TestEqualValueErrorsReleaseNoOthersTake(t *testing.T) {
+	bucket := &takes{}
+	b := backoff.NewBudget(func(b *backoff.Budget) {
+		b.MaxAttempts = 2
+		b.Bucket = bucket
+		b.Transient, b.Throttle = backoff.Immediate, backoff.Immediate
+	})
+	r := retry.AddWithMaxAttempts(b.NewStandard(), 5).(aws.RetryerV2)
+	ctx := context.Background()
+	if _, err := r.GetRetryToken(ctx, busyValue{"Busy"}); err != nil { // A, after its attempt 2
+		t.Fatal(err)
+	}
+	releaseB, err := r.GetRetryToken(ctx, busyValue{"Busy"}) // B, after its attempt 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RetryDelay(2, busyValue{"Busy"}); err == nil {
+		t.Fatal("A's third attempt allowed; want it refused")
+	}
+	if _, err := r.RetryDelay(1, busyValue{"Busy"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := releaseB(nil); err != nil { // B's retry succeeded
+		t.Fatal(err)
+	}
+	if got := bucket.released(); !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("releases of A's take and B's: %v; want [0 1]", got)
+	}
+}
