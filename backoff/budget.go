@@ -503,6 +503,18 @@ func (r *retryer) match(err error) *retryToken {
 			r.remove(found)
 			return found
 		case n > 1:
+			// Ambiguous: no token is this retry's for sure, none is
+			// refunded. One loose candidate (without call state; the
+			// oldest) is let go all the same, one per RetryDelay, so that
+			// a collision does not leave them tracked and every later
+			// retry with the same sentinel ambiguous too. Call tokens end
+			// with their calls.
+			for _, tt := range r.loose {
+				if slices.Contains(tt.ptrs, p) {
+					r.remove(tt)
+					break
+				}
+			}
 			return nil
 		}
 	}

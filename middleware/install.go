@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -66,29 +68,98 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	r := resolve(opts)
 	apiOption := r.apiOption()
 	codecs := newCodecPool()
+	replacements := &budgetRetryers{}
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
 		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
-			// Keep the client's retry mode: the adaptive mode's
-			// client-side rate limiter slows a client down under
-			// throttling, which the budget's retryer bounds but does not
-			// replace.
-			if o.RetryMode == aws.RetryModeAdaptive {
-				o.Retryer = r.budget.NewAdaptive()
-			} else {
-				o.Retryer = r.budget.NewStandard()
-			}
-			// Per call, the SDK does not wrap a replaced retryer in the
-			// client's RetryMaxAttempts again (only a per-call value that
-			// differs): keep the user's limit here. At construction the
-			// SDK wraps it once more with the same value, which changes
-			// nothing.
-			if o.RetryMaxAttempts > 0 {
-				o.Retryer = retry.AddWithMaxAttempts(o.Retryer, o.RetryMaxAttempts)
-			}
+			o.Retryer = replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts)
 		}
 	}
+}
+
+// budgetRetryers are the budget's retryers one WithBedrock option value
+// installs in place of clients' own, one per retry mode and
+// RetryMaxAttempts: the same option passed on every call installs the same
+// retryer, so an adaptive mode's client-side rate limiter keeps what
+// earlier calls met (a fresh one per call would never slow the client
+// down). Clients given one option value share its retryers, as they share
+// its budget.
+type budgetRetryers struct {
+	mu sync.Mutex
+	m  map[budgetRetryerKey]aws.Retryer
+}
+
+type budgetRetryerKey struct {
+	adaptive    bool
+	maxAttempts int
+}
+
+// retryer returns the budget's retryer for the mode and RetryMaxAttempts,
+// built on first use. Per call, the SDK does not wrap a replaced retryer
+// in the client's RetryMaxAttempts again (only a per-call value that
+// differs): the user's limit is kept here. At construction the SDK wraps
+// it once more with the same value, which changes nothing.
+func (rs *budgetRetryers) retryer(b *backoff.Budget, adaptive bool, maxAttempts int) aws.Retryer {
+	key := budgetRetryerKey{adaptive, max(maxAttempts, 0)}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r, ok := rs.m[key]; ok {
+		return r
+	}
+	var r aws.Retryer
+	if adaptive {
+		r = b.NewAdaptive()
+	} else {
+		r = b.NewStandard()
+	}
+	if key.maxAttempts > 0 {
+		r = retry.AddWithMaxAttempts(r, key.maxAttempts)
+	}
+	if rs.m == nil {
+		rs.m = map[budgetRetryerKey]aws.Retryer{}
+	}
+	rs.m[key] = r
+	return r
+}
+
+// adaptive reports whether a client retries in the adaptive mode: its
+// RetryMode says so, or its retryer is a retry.AdaptiveMode, alone or
+// inside the SDK's wrappers (retry.AddWithMaxAttempts and the like, which
+// embed the retryer they wrap), as config.WithRetryer(func() aws.Retryer {
+// return retry.NewAdaptiveMode() }) sets it. The budget's retryer keeps
+// that mode: the adaptive mode's client-side rate limiter slows a client
+// down under throttling, which the budget bounds but does not replace.
+func adaptive(o *bedrockruntime.Options) bool {
+	if o.RetryMode == aws.RetryModeAdaptive {
+		return true
+	}
+	r := o.Retryer
+	for range 16 {
+		if _, ok := r.(*retry.AdaptiveMode); ok {
+			return true
+		}
+		v := reflect.ValueOf(r)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			return false
+		}
+		var inner aws.Retryer
+		for _, name := range []string{"RetryerV2", "Retryer"} {
+			f, ok := v.Elem().Type().FieldByName(name)
+			if !ok || !f.Anonymous || !f.IsExported() {
+				continue
+			}
+			if w, ok := v.Elem().FieldByIndex(f.Index).Interface().(aws.Retryer); ok {
+				inner = w
+				break
+			}
+		}
+		if inner == nil {
+			return false
+		}
+		r = inner
+	}
+	return false
 }
 
 // APIOption returns the middlewares as a generic API option, for any

@@ -113,8 +113,12 @@ func WithReadAheadLimit(n int) Option {
 // WithBudget puts the clients under a retry budget.
 //
 // With WithBedrock, the client's retryer becomes budget.NewStandard(), or
-// budget.NewAdaptive() when the client's RetryMode is aws.RetryModeAdaptive
-// (cfg.RetryMode, AWS_RETRY_MODE=adaptive), unless it already is a retryer
+// budget.NewAdaptive() when the client is adaptive (its RetryMode is
+// aws.RetryModeAdaptive, or its retryer a retry.AdaptiveMode, wrapped in the
+// SDK's wrappers or not; one option value installs one such retryer per
+// mode and RetryMaxAttempts, shared by the calls and clients it is given
+// to, so per call the adaptive rate limiter keeps what earlier calls met),
+// unless it already is a retryer
 // of this budget (for example budget.NewAdaptive() set as
 // aws.Config.Retryer), under the client's
 // RetryMaxAttempts when it has one, at construction and per call alike (a
