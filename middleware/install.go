@@ -73,9 +73,44 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
 		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
 		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
-			o.Retryer = replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts)
+			o.Retryer = keepClientRules(replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts), o.Retryer)
 		}
 	}
+}
+
+// keepClientRules returns the budget's retryer b, installed in place of the
+// client's retryer c, with what c decided that the budget does not: the
+// errors c retries (retry.AddWithErrorCodes, a NewStandard's Retryables),
+// which b retries too, and a limit of attempts below the SDK's default
+// (retry.DefaultMaxAttempts: a limit equal to it cannot be told from the
+// default a client gets without a retryer of its own, and the budget's
+// MaxAttempts then decides).
+func keepClientRules(b, c aws.Retryer) aws.Retryer {
+	if c == nil {
+		return b
+	}
+	if n := c.MaxAttempts(); n > 0 && n < retry.DefaultMaxAttempts && n < b.MaxAttempts() {
+		b = retry.AddWithMaxAttempts(b, n)
+	}
+	v2, ok := b.(aws.RetryerV2)
+	if !ok {
+		return b
+	}
+	return &clientRetryables{RetryerV2: v2, client: c}
+}
+
+// clientRetryables is the budget's retryer (RetryerV2) that also retries
+// what the client's own retryer would have: backoff.Of sees through it, as
+// it leaves every decision but IsErrorRetryable to the budget's.
+type clientRetryables struct {
+	aws.RetryerV2
+	client aws.Retryer
+}
+
+// IsErrorRetryable reports whether the budget's retryer or the client's
+// would retry err.
+func (r *clientRetryables) IsErrorRetryable(err error) bool {
+	return r.RetryerV2.IsErrorRetryable(err) || r.client.IsErrorRetryable(err)
 }
 
 // budgetRetryers are the budget's retryers one WithBedrock option value
@@ -125,8 +160,8 @@ func (rs *budgetRetryers) retryer(b *backoff.Budget, adaptive bool, maxAttempts 
 
 // adaptive reports whether a client retries in the adaptive mode: its
 // RetryMode says so, or its retryer is a retry.AdaptiveMode, alone or
-// inside the SDK's wrappers (retry.AddWithMaxAttempts and the like, which
-// embed the retryer they wrap), as config.WithRetryer(func() aws.Retryer {
+// inside wrappers that embed the retryer they wrap (the SDK's
+// retry.AddWithMaxAttempts and the like, by pointer or by value), as config.WithRetryer(func() aws.Retryer {
 // return retry.NewAdaptiveMode() }) sets it. The budget's retryer keeps
 // that mode: the adaptive mode's client-side rate limiter slows a client
 // down under throttling, which the budget bounds but does not replace.
@@ -140,16 +175,23 @@ func adaptive(o *bedrockruntime.Options) bool {
 			return true
 		}
 		v := reflect.ValueOf(r)
-		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		if v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct { // a wrapper held by value too
 			return false
 		}
 		var inner aws.Retryer
 		for _, name := range []string{"RetryerV2", "Retryer"} {
-			f, ok := v.Elem().Type().FieldByName(name)
+			f, ok := v.Type().FieldByName(name)
 			if !ok || !f.Anonymous || !f.IsExported() {
 				continue
 			}
-			if w, ok := v.Elem().FieldByIndex(f.Index).Interface().(aws.Retryer); ok {
+			fv, err := v.FieldByIndexErr(f.Index) // promoted through a nil embedded pointer: none
+			if err != nil || !fv.CanInterface() {
+				continue
+			}
+			if w, ok := fv.Interface().(aws.Retryer); ok && w != nil {
 				inner = w
 				break
 			}
