@@ -73,3 +73,22 @@ func TestDefect_W3ClientRetryableVetoDropped(t *testing.T) {
 		t.Errorf("client retryer does not retry ThrottlingException; with WithBedrock(WithBudget(b)) the server saw %d attempts (err %v)", n, err)
 	}
 }
+
+// TestDefect_W3PerCallBudgetCappedByConstructionBudget: a client built
+// with WithBedrock(WithBudget(b1)), b1.MaxAttempts 2, given per call
+// WithBedrock(WithBudget(b2)), b2.MaxAttempts 5, makes 2 attempts: the
+// per-call install takes the budget retryer it replaces (b1's) for "the
+// client's own" limit and keeps it, so b2's MaxAttempts never applies.
+func TestDefect_W3PerCallBudgetCappedByConstructionBudget(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDefault(fake.Response{Status: 503, ErrorType: "ServiceUnavailableException", ErrorMessage: "busy"})
+	cfg := testConfig(srv, 0)
+	b1 := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 2 })
+	b2 := immediateBudget(func(b *backoff.Budget) { b.MaxAttempts = 5 })
+	c := bedrockruntime.NewFromConfig(cfg, middleware.WithBedrock(middleware.WithBudget(b1)))
+	perCall := middleware.WithBedrock(middleware.WithBudget(b2))
+	_, err := c.ConverseStream(context.Background(), converseInput("m"), perCall)
+	if n := srv.CallCount(); n != 5 {
+		t.Errorf("per-call WithBudget(MaxAttempts=5) on a client built with WithBudget(MaxAttempts=2): the server saw %d attempts, want 5 (err %v)", n, err)
+	}
+}
