@@ -72,24 +72,32 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 	return func(o *bedrockruntime.Options) {
 		o.APIOptions = append(o.APIOptions, apiOption)
 		isolateClientProtocol(o, codecs) // one event-stream codec per stream: protocol.go
-		if r.budget != nil && backoff.Of(o.Retryer) != r.budget {
-			o.Retryer = keepClientRules(replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts), o.Retryer)
+		if r.budget == nil {
+			return
+		}
+		if used := backoff.Of(o.Retryer); used != r.budget {
+			b := replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts)
+			if used == nil { // the client's own retryer, not another budget's (replaced whole)
+				b = keepClientRules(b, o.Retryer)
+			}
+			o.Retryer = b
 		}
 	}
 }
 
 // keepClientRules returns the budget's retryer b, installed in place of the
-// client's retryer c, with what c decided that the budget does not: the
-// errors c retries (retry.AddWithErrorCodes, a NewStandard's Retryables),
-// which b retries too, and a limit of attempts below the SDK's default
-// (retry.DefaultMaxAttempts: a limit equal to it cannot be told from the
-// default a client gets without a retryer of its own, and the budget's
-// MaxAttempts then decides).
+// client's own retryer c, with what c decided that the budget does not:
+// which errors are retried (c's IsErrorRetryable: retry.AddWithErrorCodes
+// adds to it, a NewStandard's Retryables may take from it; the SDK's
+// default is the budget retryer's own), and a limit of attempts below the
+// budget's, unless it is the SDK's default (retry.DefaultMaxAttempts, which
+// cannot be told from the default a client gets without a retryer of its
+// own; the budget's MaxAttempts then decides).
 func keepClientRules(b, c aws.Retryer) aws.Retryer {
 	if c == nil {
 		return b
 	}
-	if n := c.MaxAttempts(); n > 0 && n < retry.DefaultMaxAttempts && n < b.MaxAttempts() {
+	if n := c.MaxAttempts(); n > 0 && n != retry.DefaultMaxAttempts && n < b.MaxAttempts() {
 		b = retry.AddWithMaxAttempts(b, n)
 	}
 	v2, ok := b.(aws.RetryerV2)
@@ -99,18 +107,18 @@ func keepClientRules(b, c aws.Retryer) aws.Retryer {
 	return &clientRetryables{RetryerV2: v2, client: c}
 }
 
-// clientRetryables is the budget's retryer (RetryerV2) that also retries
-// what the client's own retryer would have: backoff.Of sees through it, as
-// it leaves every decision but IsErrorRetryable to the budget's.
+// clientRetryables is the budget's retryer (RetryerV2) with the client's
+// own retryer deciding which errors are retried: backoff.Of sees through
+// it, as it leaves every other decision to the budget's.
 type clientRetryables struct {
 	aws.RetryerV2
 	client aws.Retryer
 }
 
-// IsErrorRetryable reports whether the budget's retryer or the client's
-// would retry err.
+// IsErrorRetryable reports whether the client's own retryer would retry
+// err.
 func (r *clientRetryables) IsErrorRetryable(err error) bool {
-	return r.RetryerV2.IsErrorRetryable(err) || r.client.IsErrorRetryable(err)
+	return r.client.IsErrorRetryable(err)
 }
 
 // budgetRetryers are the budget's retryers one WithBedrock option value
@@ -161,7 +169,8 @@ func (rs *budgetRetryers) retryer(b *backoff.Budget, adaptive bool, maxAttempts 
 // adaptive reports whether a client retries in the adaptive mode: its
 // RetryMode says so, or its retryer is a retry.AdaptiveMode, alone or
 // inside wrappers that embed the retryer they wrap (the SDK's
-// retry.AddWithMaxAttempts and the like, by pointer or by value), as config.WithRetryer(func() aws.Retryer {
+// retry.AddWithMaxAttempts and the like, or a type of yours, by pointer or
+// by value), as config.WithRetryer(func() aws.Retryer {
 // return retry.NewAdaptiveMode() }) sets it. The budget's retryer keeps
 // that mode: the adaptive mode's client-side rate limiter slows a client
 // down under throttling, which the budget bounds but does not replace.
@@ -182,16 +191,16 @@ func adaptive(o *bedrockruntime.Options) bool {
 			return false
 		}
 		var inner aws.Retryer
-		for _, name := range []string{"RetryerV2", "Retryer"} {
-			f, ok := v.Type().FieldByName(name)
-			if !ok || !f.Anonymous || !f.IsExported() {
+		for i := range v.NumField() { // the first embedded retryer: aws.RetryerV2, aws.Retryer, *retry.AdaptiveMode, ...
+			f := v.Type().Field(i)
+			if !f.Anonymous || !f.IsExported() {
 				continue
 			}
-			fv, err := v.FieldByIndexErr(f.Index) // promoted through a nil embedded pointer: none
-			if err != nil || !fv.CanInterface() {
+			fv := v.Field(i)
+			if !fv.CanInterface() || (fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Interface) && fv.IsNil() {
 				continue
 			}
-			if w, ok := fv.Interface().(aws.Retryer); ok && w != nil {
+			if w, ok := fv.Interface().(aws.Retryer); ok {
 				inner = w
 				break
 			}

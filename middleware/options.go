@@ -118,9 +118,10 @@ func WithReadAheadLimit(n int) Option {
 // SDK's wrappers or not; one option value installs one such retryer per
 // mode and RetryMaxAttempts, shared by the calls and clients it is given
 // to, so per call the adaptive rate limiter keeps what earlier calls met;
-// an option built anew for every call starts a fresh one each time; the
-// replaced retryer's retryable errors are retried too, and its limit of
-// attempts holds when below the SDK's default 3),
+// an option built anew for every call starts a fresh one each time; a
+// retryer of the client's own keeps deciding which errors are retried, and
+// its limit of attempts holds when below the budget's, unless it is the
+// SDK's default 3),
 // unless it already is a retryer
 // of this budget (for example budget.NewAdaptive() set as
 // aws.Config.Retryer), under the client's
