@@ -77,7 +77,9 @@ func WithBedrock(opts ...Option) func(*bedrockruntime.Options) {
 		}
 		if used := backoff.Of(o.Retryer); used != r.budget {
 			b := replacements.retryer(r.budget, adaptive(o), o.RetryMaxAttempts)
-			if used == nil { // the client's own retryer, not another budget's (replaced whole)
+			if own := ownRetryer(o.Retryer); own != nil {
+				b = keepClientRules(b, own) // one WithBedrock installed before: the client's own retryer is inside
+			} else if used == nil { // the client's own retryer, not another budget's (replaced whole)
 				b = keepClientRules(b, o.Retryer)
 			}
 			o.Retryer = b
@@ -170,25 +172,50 @@ func (rs *budgetRetryers) retryer(b *backoff.Budget, adaptive bool, maxAttempts 
 // RetryMode says so, or its retryer is a retry.AdaptiveMode, alone or
 // inside wrappers that embed the retryer they wrap (the SDK's
 // retry.AddWithMaxAttempts and the like, or a type of yours, by pointer or
-// by value), as config.WithRetryer(func() aws.Retryer {
-// return retry.NewAdaptiveMode() }) sets it. The budget's retryer keeps
-// that mode: the adaptive mode's client-side rate limiter slows a client
-// down under throttling, which the budget bounds but does not replace.
+// by value), as config.WithRetryer(func() aws.Retryer { return
+// retry.NewAdaptiveMode() }) sets it. The budget's retryer keeps that mode:
+// the adaptive mode's client-side rate limiter slows a client down under
+// throttling, which the budget bounds but does not replace.
 func adaptive(o *bedrockruntime.Options) bool {
 	if o.RetryMode == aws.RetryModeAdaptive {
 		return true
 	}
-	r := o.Retryer
+	found := false
+	eachRetryer(o.Retryer, func(r aws.Retryer) bool {
+		_, found = r.(*retry.AdaptiveMode)
+		return !found
+	})
+	return found
+}
+
+// ownRetryer returns the client's own retryer that an earlier WithBedrock
+// kept inside the budget retryer it installed (clientRetryables), or nil.
+func ownRetryer(r aws.Retryer) aws.Retryer {
+	var own aws.Retryer
+	eachRetryer(r, func(r aws.Retryer) bool {
+		if c, ok := r.(*clientRetryables); ok {
+			own = c.client
+		}
+		return own == nil
+	})
+	return own
+}
+
+// eachRetryer calls fn with r and each retryer r wraps, outermost first,
+// following the first embedded retryer of each wrapper (by pointer or by
+// value; an embedded nil is none), until fn returns false, for at most 16
+// levels.
+func eachRetryer(r aws.Retryer, fn func(aws.Retryer) bool) {
 	for range 16 {
-		if _, ok := r.(*retry.AdaptiveMode); ok {
-			return true
+		if r == nil || !fn(r) {
+			return
 		}
 		v := reflect.ValueOf(r)
 		if v.Kind() == reflect.Pointer && !v.IsNil() {
 			v = v.Elem()
 		}
-		if v.Kind() != reflect.Struct { // a wrapper held by value too
-			return false
+		if v.Kind() != reflect.Struct {
+			return
 		}
 		var inner aws.Retryer
 		for i := range v.NumField() { // the first embedded retryer: aws.RetryerV2, aws.Retryer, *retry.AdaptiveMode, ...
@@ -205,12 +232,8 @@ func adaptive(o *bedrockruntime.Options) bool {
 				break
 			}
 		}
-		if inner == nil {
-			return false
-		}
 		r = inner
 	}
-	return false
 }
 
 // APIOption returns the middlewares as a generic API option, for any
