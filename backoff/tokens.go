@@ -143,25 +143,8 @@ func (t *retryToken) untrack() {
 // chain, by identity (errors.Is would also ask Is methods, which may match
 // another call's error).
 func holds(err, target error) bool {
-	for err != nil {
-		if err == target { // no panic: target's dynamic type is a pointer
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if holds(e, target) {
-					return true
-				}
-			}
-			return false
-		default:
-			return false
-		}
-	}
-	return false
+	ptrs, _ := chain(err)
+	return slices.Contains(ptrs, target)
 }
 
 // chain returns the nodes of err's Unwrap chain (err included, depth
